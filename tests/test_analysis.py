@@ -1,0 +1,44 @@
+import math
+
+import numpy as np
+import pytest
+
+from tngvideo.analysis.bdrate import bd_psnr, bd_rate
+from tngvideo.analysis.metrics import ms_ssim, psnr
+
+RATES = [0.12, 0.25, 0.5, 0.9]
+PSNRS = [28.0, 30.5, 33.0, 35.8]
+
+
+def test_bd_rate_of_identical_curves_is_zero():
+    assert bd_rate(RATES, PSNRS, RATES, PSNRS) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("factor", [0.5, 0.9, 1.25])
+def test_bd_rate_of_a_uniformly_scaled_curve_is_the_scale(factor):
+    assert bd_rate(RATES, PSNRS, [r * factor for r in RATES], PSNRS) == pytest.approx((factor - 1) * 100, abs=1e-6)
+
+
+def test_bd_psnr_of_a_shifted_curve_is_the_shift():
+    assert bd_psnr(RATES, PSNRS, RATES, [p + 0.7 for p in PSNRS]) == pytest.approx(0.7, abs=1e-9)
+
+
+def test_bd_rate_without_overlap_is_nan():
+    assert math.isnan(bd_rate(RATES, PSNRS, RATES, [p + 20 for p in PSNRS]))
+
+
+def test_psnr_matches_hand_computation():
+    a = np.zeros((4, 4, 3), np.uint8)
+    b = a.copy()
+    b[0, 0, 0] = 10  # MSE = 100 / 48
+    assert psnr(a, b) == pytest.approx(10 * math.log10(255**2 / (100 / 48)))
+    assert psnr(a, a) == math.inf
+
+
+def test_ms_ssim_is_one_for_identical_images_and_lower_for_noisy_ones():
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 256, (192, 192, 3), dtype=np.uint8)
+    noisy = np.clip(a.astype(int) + rng.integers(-40, 41, a.shape), 0, 255).astype(np.uint8)
+    assert ms_ssim(a, a) == pytest.approx(1.0)
+    assert ms_ssim(a, noisy) < 0.99
+    assert math.isnan(ms_ssim(a[:100, :100], a[:100, :100]))

@@ -1,0 +1,79 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import natural_image
+from tngvideo.cli import EXIT_BAD_DATA, EXIT_CANNOT_WRITE, EXIT_NO_INPUT, EXIT_USAGE, main
+
+
+@pytest.fixture()
+def photo(tmp_path):
+    p = tmp_path / "in.png"
+    Image.fromarray(natural_image(70, 90)).save(p)
+    return p
+
+
+def test_encode_decode_info(photo, tmp_path, capsys):
+    tng, png = tmp_path / "a.tng", tmp_path / "a.png"
+    assert main(["image", "encode", str(photo), "-o", str(tng), "--quality", "3.5"]) == 0
+    assert main(["image", "decode", str(tng), "-o", str(png)]) == 0
+    out = np.array(Image.open(png))
+    assert out.shape == (70, 90, 3)
+    capsys.readouterr()
+    assert main(["info", str(tng), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["width"] == 90 and info["height"] == 70 and info["quality"] == 3.5
+    assert info["bytes"] == tng.stat().st_size
+    assert info["bpp"] == pytest.approx(tng.stat().st_size * 8 / (70 * 90))
+
+
+def test_refuses_to_overwrite_without_y(photo, tmp_path):
+    tng = tmp_path / "a.tng"
+    assert main(["image", "encode", str(photo), "-o", str(tng)]) == 0
+    before = tng.read_bytes()
+    assert main(["image", "encode", str(photo), "-o", str(tng), "--quality", "8"]) == EXIT_CANNOT_WRITE
+    assert tng.read_bytes() == before
+    assert main(["image", "encode", str(photo), "-o", str(tng), "--quality", "8", "-y"]) == 0
+    assert tng.read_bytes() != before
+
+
+@pytest.mark.parametrize(
+    "make, code",
+    [
+        (lambda d: d / "missing.png", EXIT_NO_INPUT),
+        (lambda d: (d / "text.png").write_text("not an image") and d / "text.png", EXIT_BAD_DATA),
+    ],
+)
+def test_bad_image_input(tmp_path, capsys, make, code):
+    src = make(tmp_path)
+    out = tmp_path / "o.tng"
+    assert main(["image", "encode", str(src), "-o", str(out)]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("tngvideo: error:") and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists() and not list(tmp_path.glob(".o.tng*"))
+
+
+def test_corrupt_tng_leaves_no_output(photo, tmp_path, capsys):
+    tng = tmp_path / "a.tng"
+    main(["image", "encode", str(photo), "-o", str(tng)])
+    data = bytearray(tng.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    bad = tmp_path / "bad.tng"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "bad.png"
+    assert main(["image", "decode", str(bad), "-o", str(out)]) == EXIT_BAD_DATA
+    assert not out.exists() and not list(tmp_path.glob(".bad.png*"))
+    assert "checksum" in capsys.readouterr().err
+
+
+def test_bad_quality_and_unwritable_output(photo, tmp_path):
+    assert main(["image", "encode", str(photo), "-o", str(tmp_path / "q.tng"), "--quality", "0"]) == EXIT_USAGE
+    assert main(["image", "encode", str(photo), "-o", str(tmp_path / "no" / "dir.tng")]) == EXIT_CANNOT_WRITE
+
+
+def test_demo_runs_on_the_embedded_sample(capsys):
+    assert main(["demo", "--quality", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "bit-exact" in out and "MISMATCH" not in out

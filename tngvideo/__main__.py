@@ -1,0 +1,3 @@
+from tngvideo.cli import main
+
+raise SystemExit(main())

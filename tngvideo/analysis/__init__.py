@@ -1,0 +1,1 @@
+"""Metrics, Bjontegaard deltas, reports and plots. Calls only the public API."""

@@ -1,0 +1,179 @@
+"""Rate-distortion benchmark of the TNG image codec against JPEG, WebP and AVIF (Pillow).
+
+Every rate is counted from the bytes of whole files (headers included). Quality figures are
+means over images at each codec setting; BD-rates use PSNR-RGB with PCHIP interpolation.
+"""
+
+from __future__ import annotations
+
+import io
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+from tngvideo.analysis.bdrate import bd_rate
+from tngvideo.analysis.metrics import ms_ssim, psnr
+from tngvideo.image.codec import ImageCodec
+from tngvideo.media import read_image
+
+CLASSIC_SWEEPS: dict[str, tuple[str, list[int]]] = {
+    "jpeg": ("JPEG", [5, 10, 15, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
+    "webp": ("WEBP", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
+    "avif": ("AVIF", [10, 20, 30, 40, 50, 60, 70, 80, 90]),
+}
+DEFAULT_TNG_QUALITIES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+@dataclass
+class RDPoint:
+    setting: float  # codec quality parameter
+    bpp: float
+    psnr: float
+    ms_ssim: float
+    encode_ms: float
+    decode_ms: float
+    estimated_over_actual_pct: float | None = None  # TNG only: (estimated - actual) / actual payload bits
+
+
+@dataclass
+class BenchResult:
+    images: list[str]
+    model: str
+    weights_hash: str
+    curves: dict[str, list[RDPoint]] = field(default_factory=dict)
+    bd_rate_psnr: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "images": self.images,
+            "model": self.model,
+            "weights_hash": self.weights_hash,
+            "curves": {k: [asdict(p) for p in v] for k, v in self.curves.items()},
+            "bd_rate_psnr_vs": self.bd_rate_psnr,
+        }
+
+
+def _mean_point(setting: float, rows: list[dict]) -> RDPoint:
+    est = [r["est"] for r in rows if r.get("est") is not None]
+    ssim = [r["ms_ssim"] for r in rows if not np.isnan(r["ms_ssim"])]
+    return RDPoint(
+        setting=setting,
+        bpp=float(np.mean([r["bpp"] for r in rows])),
+        psnr=float(np.mean([r["psnr"] for r in rows])),
+        ms_ssim=float(np.mean(ssim)) if ssim else float("nan"),
+        encode_ms=float(np.mean([r["enc"] for r in rows])),
+        decode_ms=float(np.mean([r["dec"] for r in rows])),
+        estimated_over_actual_pct=float(np.mean(est)) if est else None,
+    )
+
+
+def _measure(img: np.ndarray, dec: np.ndarray, nbytes: int, enc_s: float, dec_s: float, with_msssim: bool) -> dict:
+    h, w = img.shape[:2]
+    return {
+        "bpp": nbytes * 8 / (h * w),
+        "psnr": psnr(img, dec),
+        "ms_ssim": ms_ssim(img, dec) if with_msssim else float("nan"),
+        "enc": enc_s * 1000,
+        "dec": dec_s * 1000,
+    }
+
+
+def bench_tng(codec: ImageCodec, images: list[np.ndarray], qualities: list[float], *, with_msssim: bool = True,
+              progress: bool = True) -> list[RDPoint]:
+    points = []
+    bar = tqdm(total=len(images) * len(qualities), desc="tng", disable=not progress)
+    for q in qualities:
+        rows = []
+        for img in images:
+            t0 = time.perf_counter()
+            res = codec.compress_with_info(img, q)
+            t1 = time.perf_counter()
+            dec = codec.decompress(res.data)
+            t2 = time.perf_counter()
+            if not np.array_equal(dec, res.reconstruction):
+                raise RuntimeError("decoder output differs from the encoder's reconstruction")
+            row = _measure(img, dec, len(res.data), t1 - t0, t2 - t1, with_msssim)
+            row["est"] = 100.0 * (res.estimated_bits - res.payload_bits) / res.payload_bits
+            rows.append(row)
+            bar.update(1)
+        points.append(_mean_point(q, rows))
+    bar.close()
+    return points
+
+
+def bench_classic(name: str, images: list[np.ndarray], *, settings: list[int] | None = None,
+                  with_msssim: bool = True, progress: bool = True) -> list[RDPoint]:
+    fmt, default = CLASSIC_SWEEPS[name]
+    settings = settings or default
+    points = []
+    bar = tqdm(total=len(images) * len(settings), desc=name, disable=not progress)
+    for s in settings:
+        rows = []
+        for img in images:
+            buf = io.BytesIO()
+            t0 = time.perf_counter()
+            kwargs = {"quality": s}
+            if fmt == "JPEG":
+                kwargs["subsampling"] = "4:2:0"
+            Image.fromarray(img).save(buf, format=fmt, **kwargs)
+            t1 = time.perf_counter()
+            data = buf.getvalue()
+            dec = np.array(Image.open(io.BytesIO(data)).convert("RGB"))
+            t2 = time.perf_counter()
+            rows.append(_measure(img, dec, len(data), t1 - t0, t2 - t1, with_msssim))
+            bar.update(1)
+        points.append(_mean_point(float(s), rows))
+    bar.close()
+    return points
+
+
+def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list[float] = DEFAULT_TNG_QUALITIES,
+                        classics: tuple[str, ...] = ("jpeg", "webp", "avif"), with_msssim: bool = True,
+                        progress: bool = True) -> BenchResult:
+    images = [read_image(p) for p in paths]
+    result = BenchResult(images=[p.name for p in paths], model=codec.name, weights_hash=codec.weights_hash.hex())
+    result.curves["tng"] = bench_tng(codec, images, qualities, with_msssim=with_msssim, progress=progress)
+    tng = result.curves["tng"]
+    for name in classics:
+        pts = bench_classic(name, images, with_msssim=with_msssim, progress=progress)
+        result.curves[name] = pts
+        result.bd_rate_psnr[name] = bd_rate([p.bpp for p in pts], [p.psnr for p in pts],
+                                            [p.bpp for p in tng], [p.psnr for p in tng])
+    return result
+
+
+def plot_rd(result: BenchResult, path: Path, *, title: str = "Kodak") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metrics = [("psnr", "PSNR-RGB (dB)")]
+    if any(not np.isnan(p.ms_ssim) for p in result.curves.get("tng", [])):
+        metrics.append(("ms_ssim", "MS-SSIM (dB)"))
+    fig, axes = plt.subplots(1, len(metrics), figsize=(6.5 * len(metrics), 4.8), squeeze=False)
+    for ax, (key, label) in zip(axes[0], metrics):
+        for name, pts in result.curves.items():
+            x = [p.bpp for p in pts]
+            y = [getattr(p, key) for p in pts]
+            if key == "ms_ssim":
+                y = [-10 * np.log10(max(1 - v, 1e-9)) for v in y]
+            style = dict(lw=2.2, marker="o") if name == "tng" else dict(lw=1.2, marker=".")
+            bd = result.bd_rate_psnr.get(name)
+            lab = name.upper() if name != "tng" else f"TNG ({result.model})"
+            if bd is not None and key == "psnr":
+                lab += f"  [TNG BD-rate {bd:+.1f}%]"
+            ax.plot(x, y, label=lab, **style)
+        ax.set_xlabel("bits per pixel (whole files)")
+        ax.set_ylabel(label)
+        ax.set_xlim(0, 2.0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        ax.set_title(f"{title}: {len(result.images)} images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,98 @@
+"""The `.tng` still-image file.
+
+All integers are little-endian.
+
+    offset  size  field
+    0       4     magic b"TNGI"
+    4       1     format version (1)
+    5       1     n = length of the model name
+    6       n     model name (ASCII)
+    6+n     8     weights hash (first 8 bytes of the SHA-256 of the weights file)
+    14+n    4     width
+    18+n    4     height
+    22+n    2     quality * 100
+    24+n    4     length of the hyper-latent stream
+    28+n    4     length of the latent stream
+    32+n    4     CRC-32 of the decoded symbols (catches a decoder that disagrees with the encoder)
+    36+n    ...   hyper-latent stream, latent stream
+    end-4   4     CRC-32 of everything before it
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+from tngvideo.bitstream.errors import BitstreamError
+
+MAGIC = b"TNGI"
+VERSION = 1
+MAX_SIDE = 16384
+MAX_PIXELS = 1 << 27  # 134 Mpixel: more than 8K UHD
+_FIXED = struct.Struct("<8sIIHIII")
+
+
+@dataclass(frozen=True)
+class TngImageFile:
+    model: str
+    weights_hash: bytes
+    width: int
+    height: int
+    quality: float
+    hyper: bytes
+    latent: bytes
+    symbols_crc: int
+
+    @property
+    def header_bytes(self) -> int:
+        return 4 + 1 + 1 + len(self.model.encode("ascii")) + _FIXED.size + 4
+
+
+def check_size(width: int, height: int) -> None:
+    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height > MAX_PIXELS:
+        raise BitstreamError(f"image size {width}x{height} is outside the supported range")
+
+
+def pack_image(f: TngImageFile) -> bytes:
+    name = f.model.encode("ascii")
+    if len(name) > 255 or len(f.weights_hash) != 8:
+        raise ValueError("model name too long or bad weights hash")
+    check_size(f.width, f.height)
+    q = int(round(f.quality * 100))
+    if not 0 <= q <= 0xFFFF:
+        raise ValueError("quality out of range")
+    head = MAGIC + bytes([VERSION, len(name)]) + name + _FIXED.pack(
+        f.weights_hash, f.width, f.height, q, len(f.hyper), len(f.latent), f.symbols_crc
+    )
+    body = head + f.hyper + f.latent
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def unpack_image(data: bytes) -> TngImageFile:
+    if len(data) < 6 or data[:4] != MAGIC:
+        raise BitstreamError("not a .tng image (bad magic)")
+    if data[4] != VERSION:
+        raise BitstreamError(f"unsupported .tng format version {data[4]} (this build reads {VERSION})")
+    n = data[5]
+    start = 6 + n
+    if len(data) < start + _FIXED.size + 4:
+        raise BitstreamError("truncated .tng file (header)")
+    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if zlib.crc32(data[:-4]) != crc:
+        raise BitstreamError("corrupt .tng file (checksum mismatch)")
+    try:
+        model = data[6:start].decode("ascii")
+    except UnicodeDecodeError:
+        raise BitstreamError("corrupt .tng file (model name)") from None
+    whash, width, height, q, n_hyper, n_latent, sym_crc = _FIXED.unpack_from(data, start)
+    check_size(width, height)
+    pos = start + _FIXED.size
+    if pos + n_hyper + n_latent + 4 != len(data):
+        raise BitstreamError("corrupt .tng file (stream lengths do not match the file size)")
+    hyper = data[pos : pos + n_hyper]
+    latent = data[pos + n_hyper : pos + n_hyper + n_latent]
+    return TngImageFile(
+        model=model, weights_hash=whash, width=width, height=height, quality=q / 100.0,
+        hyper=bytes(hyper), latent=bytes(latent), symbols_crc=sym_crc,
+    )

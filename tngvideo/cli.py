@@ -1,0 +1,223 @@
+"""Command line: `tngvideo demo | image encode | image decode | info`.
+
+Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad input data,
+4 input not found, 5 output cannot be written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tngvideo import __version__
+
+EXIT_OK, EXIT_INTERNAL, EXIT_USAGE, EXIT_BAD_DATA, EXIT_NO_INPUT, EXIT_CANNOT_WRITE = 0, 1, 2, 3, 4, 5
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int):
+        super().__init__(message)
+        self.code = code
+
+
+def _log(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+def _input(path: str) -> Path:
+    p = Path(path)
+    if not p.exists():
+        raise CliError(f"{path}: no such file", EXIT_NO_INPUT)
+    if not p.is_file():
+        raise CliError(f"{path}: not a regular file", EXIT_NO_INPUT)
+    return p
+
+
+def _output(path: str | Path, overwrite: bool) -> Path:
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise CliError(f"{p}: already exists (use -y to overwrite)", EXIT_CANNOT_WRITE)
+    if not p.parent.exists() or not p.parent.is_dir():
+        raise CliError(f"{p}: directory {p.parent} does not exist", EXIT_CANNOT_WRITE)
+    return p
+
+
+def _codec(model: str):
+    from tngvideo.image.codec import ImageCodec
+
+    try:
+        return ImageCodec.from_name(model)
+    except FileNotFoundError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def cmd_image_encode(args) -> int:
+    from tngvideo.analysis.metrics import psnr
+    from tngvideo.fileio import atomic_write_bytes
+    from tngvideo.media import read_image
+
+    src = _input(args.input)
+    out = _output(args.output or src.with_suffix(".tng"), args.overwrite)
+    rgb = read_image(src)
+    codec = _codec(args.model)
+    t = time.perf_counter()
+    res = codec.compress_with_info(rgb, args.quality)
+    ms = (time.perf_counter() - t) * 1000
+    atomic_write_bytes(out, res.data)
+    h, w = rgb.shape[:2]
+    _log(args, f"{out}: {w}x{h}, {len(res.data)} bytes, {len(res.data) * 8 / (w * h):.4f} bpp, "
+               f"PSNR-RGB {psnr(rgb, res.reconstruction):.2f} dB, {ms:.0f} ms")
+    return EXIT_OK
+
+
+def cmd_image_decode(args) -> int:
+    from tngvideo.bitstream import unpack_image, BitstreamError
+    from tngvideo.media import write_image
+
+    src = _input(args.input)
+    out = _output(args.output or src.with_suffix(".png"), args.overwrite)
+    data = src.read_bytes()
+    try:
+        model = unpack_image(data).model
+    except BitstreamError as exc:
+        raise CliError(f"{src}: {exc}", EXIT_BAD_DATA) from None
+    codec = _codec(model)
+    t = time.perf_counter()
+    rgb = codec.decompress(data)
+    ms = (time.perf_counter() - t) * 1000
+    write_image(out, rgb)
+    _log(args, f"{out}: {rgb.shape[1]}x{rgb.shape[0]}, {ms:.0f} ms")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    from tngvideo.bitstream import unpack_image
+
+    src = _input(args.input)
+    data = src.read_bytes()
+    f = unpack_image(data)
+    info = {
+        "file": str(src),
+        "format": "tng-image",
+        "model": f.model,
+        "weights_hash": f.weights_hash.hex(),
+        "width": f.width,
+        "height": f.height,
+        "quality": f.quality,
+        "bytes": len(data),
+        "header_bytes": len(data) - len(f.hyper) - len(f.latent),
+        "hyper_bytes": len(f.hyper),
+        "latent_bytes": len(f.latent),
+        "bpp": len(data) * 8 / (f.width * f.height),
+    }
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:>13}: {v:.4f}" if isinstance(v, float) else f"{k:>13}: {v}")
+    return EXIT_OK
+
+
+def sample_image() -> np.ndarray:
+    """A natural photograph shipped with an installed package (matplotlib's sample data)."""
+    import matplotlib
+    from tngvideo.media import read_image
+
+    return read_image(Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg")
+
+
+def cmd_demo(args) -> int:
+    from tngvideo.analysis.metrics import psnr
+
+    rgb = sample_image()
+    codec = _codec(args.model)
+    h, w = rgb.shape[:2]
+    print(f"model {codec.name} ({codec.weights_hash.hex()}), sample photo {w}x{h}")
+    print(f"{'quality':>7} {'bytes':>7} {'bpp':>7} {'PSNR-RGB':>9} {'est/actual':>10} {'enc ms':>7} {'dec ms':>7}  round trip")
+    for q in args.quality:
+        t0 = time.perf_counter()
+        res = codec.compress_with_info(rgb, q)
+        t1 = time.perf_counter()
+        dec = codec.decompress(res.data)
+        t2 = time.perf_counter()
+        exact = bool(np.array_equal(dec, res.reconstruction))
+        print(f"{q:7.2f} {len(res.data):7d} {len(res.data) * 8 / (w * h):7.4f} {psnr(rgb, dec):9.2f} "
+              f"{res.estimated_bits / res.payload_bits:10.4f} {(t1 - t0) * 1000:7.0f} {(t2 - t1) * 1000:7.0f}  "
+              f"{'bit-exact' if exact else 'MISMATCH'}")
+        if not exact:
+            raise CliError("decoded image differs from the encoder's reconstruction", EXIT_INTERNAL)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from tngvideo.image.registry import DEFAULT_MODEL
+
+    p = argparse.ArgumentParser(prog="tngvideo", description="TNG learned image and video codec.")
+    p.add_argument("--version", action="version", version=f"tngvideo {__version__}")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    d = sub.add_parser("demo", help="compress and decompress a sample photo, print bpp and PSNR")
+    d.add_argument("--quality", type=float, nargs="+", default=[1.0, 3.0, 5.0, 8.0])
+    d.add_argument("--model", default=DEFAULT_MODEL)
+    d.set_defaults(func=cmd_demo)
+
+    img = sub.add_parser("image", help="still images (.tng)").add_subparsers(dest="image_command", required=True)
+    e = img.add_parser("encode", help="image -> .tng")
+    e.add_argument("input")
+    e.add_argument("-o", "--output")
+    e.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
+    e.add_argument("--model", default=DEFAULT_MODEL)
+    e.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
+    e.set_defaults(func=cmd_image_encode)
+    dd = img.add_parser("decode", help=".tng -> PNG (or another format by suffix)")
+    dd.add_argument("input")
+    dd.add_argument("-o", "--output")
+    dd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
+    dd.set_defaults(func=cmd_image_decode)
+
+    i = sub.add_parser("info", help="show a file's header fields, sizes and bpp")
+    i.add_argument("input")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from tngvideo.bitstream import BitstreamError
+    from tngvideo.image.codec import DecodeError
+    from tngvideo.media import MediaError
+
+    try:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        return args.func(args)
+    except CliError as exc:
+        print(f"tngvideo: error: {exc}", file=sys.stderr)
+        return exc.code
+    except (BitstreamError, DecodeError, MediaError) as exc:  # bad input data
+        print(f"tngvideo: error: {getattr(args, 'input', '')}: {exc}", file=sys.stderr)
+        return EXIT_BAD_DATA
+    except ValueError as exc:
+        print(f"tngvideo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as exc:
+        print(f"tngvideo: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_CANNOT_WRITE
+    except KeyboardInterrupt:
+        print("tngvideo: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,28 @@
+"""Entropy stages: quantization, probability models, rate estimation and the ANS coder.
+
+Nothing outside this package touches constriction.
+"""
+
+from tngvideo.entropy.coder import CorruptStreamError, decode_symbols, encode_symbols
+from tngvideo.entropy.exact import ACT_BITS, ExactNet
+from tngvideo.entropy.factorized import FactorizedDensity
+from tngvideo.entropy.gaussian import GaussianConditional
+from tngvideo.entropy.quantization import add_uniform_noise, dequantize, quantize, ste_round
+from tngvideo.entropy.rate import bits_from_likelihood
+from tngvideo.entropy.tables import CdfTables
+
+__all__ = [
+    "ACT_BITS",
+    "CdfTables",
+    "CorruptStreamError",
+    "ExactNet",
+    "FactorizedDensity",
+    "GaussianConditional",
+    "add_uniform_noise",
+    "bits_from_likelihood",
+    "decode_symbols",
+    "dequantize",
+    "encode_symbols",
+    "quantize",
+    "ste_round",
+]

@@ -1,0 +1,142 @@
+"""The TNG image model: analysis/synthesis transforms, a mean-scale hyperprior and gain vectors.
+
+One set of weights covers the whole rate range. The latent is multiplied by a per-channel gain
+vector before quantization and by an inverse gain after it (Cui et al., CVPR 2021); there is one
+pair of gain vectors per quality level, and a fractional quality interpolates between the two
+neighbouring levels geometrically, so quality is a continuous knob.
+
+The scale branch of the hyper-synthesis (`h_s`, which picks each latent's probability table)
+uses only convolutions and ReLUs so that it can be evaluated exactly in integer arithmetic
+(`tngvideo.entropy.ExactNet`) when coding. The mean branch (`h_m`) stays in float: the mean
+only shifts the reconstruction, it never changes which table is used.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from tngvideo.entropy import (
+    FactorizedDensity,
+    GaussianConditional,
+    add_uniform_noise,
+    bits_from_likelihood,
+    ste_round,
+)
+from tngvideo.nn import AnalysisStage, SynthesisStage, conv, deconv
+
+DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+MAX_LOG_SCALE = math.log(256.0)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    channels: int = 128  # N: transform and hyper-latent channels
+    latent_channels: int = 192  # M: latent channels
+    lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+
+    @property
+    def levels(self) -> int:
+        return len(self.lambdas)
+
+    @property
+    def min_quality(self) -> float:
+        return 1.0
+
+    @property
+    def max_quality(self) -> float:
+        return float(self.levels)
+
+
+@dataclass
+class ForwardResult:
+    """What a training forward pass returns (per image in the batch)."""
+
+    x_hat: torch.Tensor  # (B, 3, H, W) reconstruction
+    bits_latent: torch.Tensor  # (B,) estimated bits of y
+    bits_hyper: torch.Tensor  # (B,) estimated bits of z
+    lmbda: torch.Tensor  # (B,) rate-distortion trade-off for each image's quality
+
+    def bpp(self, pixels: int) -> torch.Tensor:
+        return (self.bits_latent + self.bits_hyper) / pixels
+
+
+class TNGImageModel(nn.Module):
+    PAD_MULTIPLE = 64  # g_a (16) x h_a (4)
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__()
+        self.config = config
+        n, m = config.channels, config.latent_channels
+        self.g_a = nn.Sequential(
+            AnalysisStage(3, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
+        )
+        self.g_s = nn.Sequential(
+            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, 3, gdn=False)
+        )
+        self.h_a = nn.Sequential(
+            conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n)
+        )
+        self.h_s = nn.Sequential(
+            deconv(n, n), nn.ReLU(), deconv(n, n), nn.ReLU(), conv(n, m, 3, 1)
+        )
+        self.h_m = nn.Sequential(
+            deconv(n, n), nn.LeakyReLU(inplace=True), deconv(n, n), nn.LeakyReLU(inplace=True), conv(n, m, 3, 1)
+        )
+        self.hyper_density = FactorizedDensity(n)
+        self.gaussian = GaussianConditional()
+        lam = torch.tensor(config.lambdas, dtype=torch.float64)
+        self.register_buffer("log_lambdas", torch.log(lam).float(), persistent=False)
+        # High-rate theory: step size ~ 1/sqrt(lambda). Start the gains there.
+        init = 0.5 * (torch.log(lam) - torch.log(lam).mean()).float()
+        self.log_gain = nn.Parameter(init.view(-1, 1).repeat(1, m))
+        self.log_inv_gain = nn.Parameter(-init.view(-1, 1).repeat(1, m))
+
+    # -- quality -------------------------------------------------------------------------
+    def _interp(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
+        q = quality.float().clamp(self.config.min_quality, self.config.max_quality) - 1.0
+        lo = q.floor().long().clamp(max=table.shape[0] - 2)
+        t = (q - lo.float()).unsqueeze(-1) if table.dim() == 2 else q - lo.float()
+        return table[lo] * (1 - t) + table[lo + 1] * t
+
+    def gains(self, quality: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-image (B, M, 1, 1) gain and inverse gain for continuous qualities (B,)."""
+        g = torch.exp(self._interp(self.log_gain, quality))
+        gi = torch.exp(self._interp(self.log_inv_gain, quality))
+        return g[:, :, None, None], gi[:, :, None, None]
+
+    def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
+        return torch.exp(self._interp(self.log_lambdas, quality))
+
+    # -- training ------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
+        """Training pass: noise for the rate terms, straight-through rounding for synthesis.
+
+        In eval mode the rate terms use rounded values too, so they estimate the coded rate.
+        """
+        perturb = add_uniform_noise if self.training else torch.round
+        dev = x.device.type
+        gain, inv_gain = self.gains(quality)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            y = self.g_a(x)
+        y = y.float() * gain
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            z = self.h_a(y)
+        z = z.float()
+        z_hat = ste_round(z)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            log_scale = self.h_s(z_hat)
+            mean = self.h_m(z_hat)
+        log_scale = log_scale.float().clamp(max=MAX_LOG_SCALE)
+        mean = mean.float()
+        with torch.autocast(dev, enabled=False):
+            bits_z = bits_from_likelihood(self.hyper_density.likelihood(perturb(z)))
+            p_y = self.gaussian.likelihood(perturb(y - mean) + mean, mean, torch.exp(log_scale))
+            bits_y = bits_from_likelihood(p_y)
+        y_hat = ste_round(y - mean) + mean
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            x_hat = self.g_s(y_hat * inv_gain)
+        return ForwardResult(x_hat=x_hat.float(), bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))

@@ -1,0 +1,1 @@
+"""Training: datasets, losses and loops used by tools/train_*.py."""

@@ -1,0 +1,199 @@
+"""The image-model training loop: variable-rate RD loss, bf16 autocast, EMA, global schedule."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm import tqdm
+
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import build_tables, save_weights
+from tngvideo.train.data import CropSampler, list_images
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
+    crop: int = 128
+    batch: int = 8
+    peak_lr: float = 8e-4
+    min_lr_fraction: float = 0.05
+    warmup_steps: int = 300
+    total_steps: int = 16000  # the schedule's length in global steps (spans resumed runs)
+    schedule_by: str = "steps"  # "steps": global step / total_steps; "time": elapsed / run budget
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    amp: bool = True  # bf16 autocast for the transforms
+    channels_last: bool = True
+    seed: int = 0
+    eval_every: int = 500
+    eval_images: list[str] = field(default_factory=list)
+    eval_qualities: list[float] = field(default_factory=lambda: [1.0, 4.5, 8.0])
+    save_every: int = 1000
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f for f in cls.__dataclass_fields__}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        if d.get("schedule_by", "steps") not in ("steps", "time"):
+            raise ValueError("schedule_by must be 'steps' or 'time'")
+        return cls(**d)
+
+
+def lr_at(cfg: TrainConfig, progress: float, run_step: int) -> float:
+    """Cosine decay over the schedule (progress 0..1), floor at min_lr_fraction; warm-up at each run start."""
+    t = min(1.0, max(0.0, progress))
+    cosine = cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
+    warm = min(1.0, (run_step + 1) / cfg.warmup_steps)
+    return cfg.peak_lr * cosine * warm
+
+
+@dataclass
+class TrainState:
+    steps: int = 0
+    crops_seen: int = 0
+    wall_seconds: float = 0.0
+    runs: int = 0
+
+
+def rd_loss(model: TNGImageModel, x: torch.Tensor, quality: torch.Tensor, amp: bool):
+    res = model(x, quality, amp=amp)
+    mse = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
+    bpp = res.bpp(x.shape[2] * x.shape[3])
+    loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
+    return loss, mse, bpp
+
+
+@torch.no_grad()
+def quick_eval(model: TNGImageModel, images: list[torch.Tensor], qualities: list[float]) -> list[dict]:
+    """Estimated bpp (rounded latents) and PSNR on a fixed image subset, per quality."""
+    model.eval()
+    out = []
+    for q in qualities:
+        bpps, psnrs = [], []
+        for x in images:
+            res = model(x, torch.tensor([q]))
+            mse = float(((res.x_hat.clamp(0, 1) - x) ** 2).mean())
+            psnrs.append(10 * math.log10(1.0 / max(mse, 1e-12)))
+            bpps.append(float(res.bpp(x.shape[2] * x.shape[3])))
+        out.append({"quality": q, "bpp": float(np.mean(bpps)), "psnr": float(np.mean(psnrs))})
+    model.train()
+    return out
+
+
+def _pad64(x: torch.Tensor) -> torch.Tensor:
+    h, w = x.shape[-2:]
+    return x[..., : h // 64 * 64, : w // 64 * 64]
+
+
+def train(
+    cfg: TrainConfig,
+    *,
+    model: TNGImageModel,
+    state: TrainState,
+    out: Path,
+    name: str,
+    minutes: float,
+    device: torch.device,
+    log_path: Path,
+    stop_file: Path | None = None,
+) -> TrainState:
+    torch.manual_seed(cfg.seed + state.steps)
+    sampler = CropSampler(list_images(cfg.data), crop=cfg.crop, seed=cfg.seed + state.steps)
+    eval_imgs = [
+        _pad64(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0)
+        for p in cfg.eval_images
+    ]
+    model.to(device).train()
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+    ema = copy.deepcopy(model).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
+
+    stopping = {"flag": False}
+
+    def _stop(*_):
+        stopping["flag"] = True
+
+    old = signal.signal(signal.SIGTERM, _stop)
+    start = time.time()
+    deadline = start + minutes * 60
+    run_step = 0
+    log = log_path.open("a")
+    bar = tqdm(desc="train", unit="step", dynamic_ncols=True, mininterval=5)
+    ema_state = TrainState(**asdict(state))
+    wall_before = state.wall_seconds
+
+    def save():
+        ema_state.wall_seconds = wall_before + (time.time() - start)
+        save_weights(ema.cpu(), out, name=name, tables=build_tables(ema.cpu()))
+        ema.to(device)
+        out.with_suffix(".json").write_text(json.dumps(train_state_json(cfg, ema_state), indent=2) + "\n")
+
+    try:
+        while time.time() < deadline and not stopping["flag"] and not (stop_file and stop_file.exists()):
+            if cfg.schedule_by == "time":
+                progress = (time.time() - start) / (minutes * 60)
+            else:
+                progress = state.steps / max(1, cfg.total_steps)
+            lr = lr_at(cfg, progress, run_step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            x = sampler.batch(cfg.batch).to(device)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            q = 1.0 + torch.rand(cfg.batch, device=device) * (model.config.max_quality - 1.0)
+            loss, mse, bpp = rd_loss(model, x, q, cfg.amp)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1 - d)
+            state.steps += 1
+            state.crops_seen += cfg.batch
+            run_step += 1
+            bar.update(1)
+            if state.steps % 50 == 0:
+                psnr = float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
+                rec = {"step": state.steps, "lr": lr, "loss": float(loss), "bpp": float(bpp.mean()),
+                       "psnr": psnr, "t": round(time.time() - start, 1)}
+                log.write(json.dumps(rec) + "\n")
+                log.flush()
+                bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp.mean()):.3f}", psnr=f"{psnr:.2f}")
+            if eval_imgs and state.steps % cfg.eval_every == 0:
+                ev = quick_eval(ema.cpu(), eval_imgs, cfg.eval_qualities)
+                ema.to(device)
+                log.write(json.dumps({"step": state.steps, "eval": ev}) + "\n")
+                log.flush()
+            if state.steps % cfg.save_every == 0:
+                ema_state.steps, ema_state.crops_seen = state.steps, state.crops_seen
+                save()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, old)
+        state.runs += 1
+        ema_state.steps, ema_state.crops_seen, ema_state.runs = state.steps, state.crops_seen, state.runs
+        save()
+        state.wall_seconds = ema_state.wall_seconds
+        log.close()
+    return state
+
+
+def train_state_json(cfg: TrainConfig, state: TrainState) -> dict:
+    return {"training_state": asdict(state), "config": asdict(cfg)}

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Kodak rate-distortion benchmark: TNG at several qualities vs JPEG, WebP and AVIF (Pillow).
+
+    python tools/bench_image.py                      # all 24 Kodak images
+    python tools/bench_image.py --limit 4 --no-msssim  # quick look
+
+Writes results/kodak.json and results/kodak_rd.png (paths configurable).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tngvideo.analysis.image_bench import DEFAULT_TNG_QUALITIES, plot_rd, run_image_benchmark  # noqa: E402
+from tngvideo.fileio import atomic_write_bytes  # noqa: E402
+from tngvideo.image.codec import ImageCodec  # noqa: E402
+from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
+from tngvideo.image.weights import load_weights  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", default=str(ROOT.parent / "shared/data/kodak"), help="folder of PNGs")
+    ap.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    ap.add_argument("--weights", default=None, help="a .safetensors file (default: the shipped model)")
+    ap.add_argument("--qualities", type=float, nargs="+", default=DEFAULT_TNG_QUALITIES)
+    ap.add_argument("--classics", default="jpeg,webp,avif")
+    ap.add_argument("--no-msssim", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "results/kodak.json"))
+    ap.add_argument("--plot", default=None, help="default: OUT with _rd.png")
+    args = ap.parse_args()
+
+    paths = sorted(Path(args.images).glob("*.png"))[: args.limit]
+    if not paths:
+        print(f"bench_image: no PNG files in {args.images}", file=sys.stderr)
+        return 2
+    codec = ImageCodec(load_weights(args.weights or weights_path(DEFAULT_MODEL)))
+    t = time.time()
+    res = run_image_benchmark(codec, paths, qualities=args.qualities,
+                              classics=tuple(c for c in args.classics.split(",") if c),
+                              with_msssim=not args.no_msssim)
+    record = res.to_json()
+    record.update({
+        "dataset": str(Path(args.images).name),
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+        "device": f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+                  f"{torch.get_num_threads()} threads",
+        "wall_seconds": round(time.time() - t, 1),
+    })
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(out, (json.dumps(record, indent=2) + "\n").encode())
+    plot = Path(args.plot) if args.plot else out.with_name(out.stem + "_rd.png")
+    plot_rd(res, plot, title=str(Path(args.images).name))
+    print(f"{'codec':>6} {'setting':>7} {'bpp':>7} {'PSNR':>7} {'MS-SSIM':>8} {'enc ms':>7} {'dec ms':>7} {'est-act %':>9}")
+    for name, pts in res.curves.items():
+        for p in pts:
+            est = f"{p.estimated_over_actual_pct:+9.3f}" if p.estimated_over_actual_pct is not None else ""
+            print(f"{name:>6} {p.setting:7.2f} {p.bpp:7.4f} {p.psnr:7.2f} {p.ms_ssim:8.4f} "
+                  f"{p.encode_ms:7.0f} {p.decode_ms:7.0f} {est}")
+    for name, v in res.bd_rate_psnr.items():
+        print(f"BD-rate (PSNR-RGB) of TNG vs {name}: {v:+.2f}%")
+    print(f"wrote {out} and {plot}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

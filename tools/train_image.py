@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Train (or resume training) the variable-rate TNG image model.
+
+    python tools/train_image.py --config configs/image_default.yaml --minutes 60
+
+Resumes from --init (default: the shipped weights) and its training-state JSON, writes EMA
+weights with entropy tables to --out every `save_every` steps and at the end. Stop early with
+SIGTERM or by creating the --stop-file; the weights are saved either way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tngvideo.image.model import TNGImageModel  # noqa: E402
+from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
+from tngvideo.image.weights import load_weights  # noqa: E402
+from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(ROOT / "configs/image_default.yaml"))
+    ap.add_argument("--init", default=None, help="weights to resume from (default: shipped; 'none' = scratch)")
+    ap.add_argument("--out", default=str(ROOT / "runs/image/latest.safetensors"))
+    ap.add_argument("--name", default=DEFAULT_MODEL)
+    ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--log", default=None)
+    ap.add_argument("--stop-file", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (YAML value)")
+    args = ap.parse_args()
+
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        raw[key] = yaml.safe_load(value)
+    cfg = TrainConfig.from_dict(raw)
+
+    init = args.init if args.init is not None else str(WEIGHTS_DIR / f"{DEFAULT_MODEL}.safetensors")
+    state = TrainState()
+    if init.lower() != "none" and Path(init).exists():
+        model = load_weights(init).model
+        meta = Path(init).with_suffix(".json")
+        if meta.exists():
+            state = TrainState(**json.loads(meta.read_text())["training_state"])
+        print(f"resuming from {init} at step {state.steps}", file=sys.stderr)
+    else:
+        model = TNGImageModel()
+        print("training from scratch", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
+    state = train(
+        cfg, model=model, state=state, out=out, name=args.name, minutes=args.minutes,
+        device=torch.device(args.device), log_path=log,
+        stop_file=Path(args.stop_file) if args.stop_file else None,
+    )
+    print(json.dumps({"steps": state.steps, "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -64,19 +64,17 @@ class ForwardResult:
         return (self.bits_latent + self.bits_hyper) / pixels
 
 
-class TNGImageModel(nn.Module):
-    PAD_MULTIPLE = 64  # g_a (16) x h_a (4)
+class HyperpriorCoder(nn.Module):
+    """The entropy side shared by every coded latent (image, motion, residual).
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    A mean-scale hyperprior over an M-channel latent, the gain vectors of the quality knob,
+    and the rate terms. Subclasses add the analysis (`g_a`) and synthesis (`g_s`) transforms.
+    """
+
+    def __init__(self, config: ModelConfig):
         super().__init__()
         self.config = config
         n, m = config.channels, config.latent_channels
-        self.g_a = nn.Sequential(
-            AnalysisStage(3, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
-        )
-        self.g_s = nn.Sequential(
-            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, 3, gdn=False)
-        )
         self.h_a = nn.Sequential(
             conv(m, n, 3, 1), nn.LeakyReLU(inplace=True), conv(n, n), nn.LeakyReLU(inplace=True), conv(n, n)
         )
@@ -112,17 +110,14 @@ class TNGImageModel(nn.Module):
         return torch.exp(self._interp(self.log_lambdas, quality))
 
     # -- training ------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
-        """Training pass: noise for the rate terms, straight-through rounding for synthesis.
+    def code_latent(self, y: torch.Tensor, *, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass over a gained latent: (y_hat, bits of y, bits of z), per batch item.
 
-        In eval mode the rate terms use rounded values too, so they estimate the coded rate.
+        Noise for the rate terms, straight-through rounding for what synthesis sees. In eval
+        mode the rate terms use rounded values too, so they estimate the coded rate.
         """
         perturb = add_uniform_noise if self.training else torch.round
-        dev = x.device.type
-        gain, inv_gain = self.gains(quality)
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-            y = self.g_a(x)
-        y = y.float() * gain
+        dev = y.device.type
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             z = self.h_a(y)
         z = z.float()
@@ -136,7 +131,30 @@ class TNGImageModel(nn.Module):
             bits_z = bits_from_likelihood(self.hyper_density.likelihood(perturb(z)))
             p_y = self.gaussian.likelihood(perturb(y - mean) + mean, mean, torch.exp(log_scale))
             bits_y = bits_from_likelihood(p_y)
-        y_hat = ste_round(y - mean) + mean
+        return ste_round(y - mean) + mean, bits_y, bits_z
+
+
+class TNGImageModel(HyperpriorCoder):
+    """The intra (image) codec: 4-stage transforms with GDN and Haar shortcuts over the hyperprior."""
+
+    PAD_MULTIPLE = 64  # g_a (16) x h_a (4)
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__(config)
+        n, m = config.channels, config.latent_channels
+        self.g_a = nn.Sequential(
+            AnalysisStage(3, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
+        )
+        self.g_s = nn.Sequential(
+            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, 3, gdn=False)
+        )
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
+        dev = x.device.type
+        gain, inv_gain = self.gains(quality)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            y = self.g_a(x)
+        y_hat, bits_y, bits_z = self.code_latent(y.float() * gain, amp=amp)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             x_hat = self.g_s(y_hat * inv_gain)
         return ForwardResult(x_hat=x_hat.float(), bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))

@@ -41,3 +41,53 @@ def natural_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
     ], axis=-1)
     img += rng.normal(0, 6, img.shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_clip(path, *, frames: int = 6, size: tuple[int, int] = (40, 56), pts: list[int] | None = None,
+              time_base=None, audio: bool = False, seed: int = 0):
+    """A small H.264 (.mp4) or FFV1 (.mkv) clip made with PyAV: moving gradient + noise, optional AAC tone.
+
+    Returns the list of RGB frames written (lossless for .mkv)."""
+    from fractions import Fraction
+
+    import av
+
+    time_base = time_base or Fraction(1, 25)
+    pts = pts if pts is not None else list(range(frames))
+    h, w = size
+    out_frames = []
+    fmt = "matroska" if str(path).endswith(".mkv") else "mp4"
+    with av.open(str(path), "w", format=fmt) as c:
+        lossless = fmt == "matroska"
+        v = c.add_stream("ffv1" if lossless else "libx264", rate=Fraction(25))
+        v.width, v.height = w, h
+        v.pix_fmt = "bgr0" if lossless else "yuv420p"
+        v.time_base = time_base
+        v.codec_context.time_base = time_base
+        a = None
+        if audio:
+            a = c.add_stream("aac", rate=8000)
+            a.layout = "mono"
+        for i, p in enumerate(pts):
+            rgb = natural_image(h, w, seed=seed + i)
+            rgb = np.roll(rgb, 2 * i, axis=1)
+            out_frames.append(rgb)
+            f = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            f.pts = p
+            f.time_base = time_base
+            for pk in v.encode(f):
+                c.mux(pk)
+        for pk in v.encode(None):
+            c.mux(pk)
+        if a is not None:
+            t = np.arange(8000 * len(pts) // 25) / 8000.0
+            samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None]
+            for start in range(0, samples.shape[1], 1024):
+                af = av.AudioFrame.from_ndarray(samples[:, start:start + 1024], format="fltp", layout="mono")
+                af.sample_rate = 8000
+                af.pts = start
+                for pk in a.encode(af):
+                    c.mux(pk)
+            for pk in a.encode(None):
+                c.mux(pk)
+    return out_frames

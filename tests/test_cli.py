@@ -77,3 +77,41 @@ def test_demo_runs_on_the_embedded_sample(capsys):
     assert main(["demo", "--quality", "2"]) == 0
     out = capsys.readouterr().out
     assert "bit-exact" in out and "MISMATCH" not in out
+
+
+def test_video_encode_info_decode(tmp_path, capsys):
+    from conftest import make_clip
+    from tngvideo.media import read_video
+
+    make_clip(tmp_path / "clip.mkv", frames=5, size=(36, 52))
+    tngv = tmp_path / "clip.tngv"
+    assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tngv), "--quality", "3", "--gop", "2", "-q"]) == 0
+    capsys.readouterr()
+    assert main(["info", str(tngv), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["frames"] == 5 and info["iframes"] == 3 and info["bytes"] == tngv.stat().st_size
+    out = tmp_path / "back.mkv"
+    assert main(["decode", str(tngv), "-o", str(out), "-q"]) == 0
+    assert len(list(read_video(out))) == 5
+    pngs = tmp_path / "pngs"
+    pngs.mkdir()
+    assert main(["decode", str(tngv), "-o", str(pngs), "--start", "3", "--frames", "2", "-q"]) == 0
+    assert sorted(p.name for p in pngs.iterdir()) == ["frame_000000.png", "frame_000001.png"]
+
+
+def test_corrupt_video_stream_fails_cleanly(tmp_path, capsys):
+    from conftest import make_clip
+
+    make_clip(tmp_path / "clip.mkv", frames=3, size=(20, 20))
+    tngv = tmp_path / "clip.tngv"
+    assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tngv), "-q"]) == 0
+    data = bytearray(tngv.read_bytes())
+    pos = data.find(b"TV\x01")  # first frame packet
+    data[pos + 30] ^= 0xFF
+    bad = tmp_path / "bad.tngv"
+    bad.write_bytes(bytes(data))
+    out = tmp_path / "bad.mkv"
+    assert main(["decode", str(bad), "-o", str(out), "-q"]) == EXIT_BAD_DATA
+    assert not out.exists() and not list(tmp_path.glob(".bad.mkv*"))
+    err = capsys.readouterr().err
+    assert "frame 0" in err and "checksum" in err

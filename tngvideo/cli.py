@@ -1,4 +1,4 @@
-"""Command line: `tngvideo demo | image encode | image decode | info`.
+"""Command line: `tngvideo encode | decode | info | demo | image encode | image decode`.
 
 Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad input data,
 4 input not found, 5 output cannot be written.
@@ -96,13 +96,97 @@ def cmd_image_decode(args) -> int:
     return EXIT_OK
 
 
-def cmd_info(args) -> int:
-    from tngvideo.bitstream import unpack_image
+def _progress(args, total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="frame", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+
+
+def cmd_encode(args) -> int:
+    from tngvideo.media import probe_video
+    from tngvideo.videofile import encode_file
 
     src = _input(args.input)
+    out = _output(args.output or src.with_suffix(".tngv"), args.overwrite)
+    if args.gop < 1:
+        raise CliError("--gop must be at least 1", EXIT_USAGE)
+    info = probe_video(src)
+    total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
+    with _progress(args, total, "encode") as bar:
+        s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
+                        max_frames=args.frames, progress=bar.update)
+    for w in s.warnings:
+        _log(args, f"tngvideo: warning: {w}")
+    _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
+               f"mean PSNR-RGB {s.mean_psnr:.2f} dB, {s.encode_fps:.2f} fps")
+    return EXIT_OK
+
+
+def cmd_decode(args) -> int:
+    from tngvideo.bitstream.container import TngvReader
+    from tngvideo.videofile import decode_file
+
+    src = _input(args.input)
+    if args.start < 0 or (args.frames is not None and args.frames < 1):
+        raise CliError("--start must be >= 0 and --frames >= 1", EXIT_USAGE)
+    out = Path(args.output) if args.output else src.with_suffix(".mkv")
+    if not (out.is_dir() or "%" in out.name):
+        _output(out, args.overwrite)
+    with TngvReader(src) as r:
+        total = r.header.frame_count
+    total = max(0, min(total - args.start, args.frames or total))
+    with _progress(args, total, "decode") as bar:
+        n = decode_file(src, out, start=args.start, frames=args.frames, progress=bar.update)
+    _log(args, f"{out}: {n} frames")
+    return EXIT_OK
+
+
+def cmd_info(args) -> int:
+    src = _input(args.input)
+    with src.open("rb") as f:
+        magic = f.read(4)
+    info = _image_info(src) if magic == b"TNGI" else _video_info(src)
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for k, v in info.items():
+            print(f"{k:>13}: {v:.4f}" if isinstance(v, float) else f"{k:>13}: {v}")
+    return EXIT_OK
+
+
+def _video_info(src: Path) -> dict:
+    from fractions import Fraction
+
+    from tngvideo.bitstream.container import TngvReader
+    from tngvideo.bitstream.packet import unpack_packet
+
+    with TngvReader(src) as r:
+        h = r.header
+        sizes = {"I": 0, "P": 0}
+        n = 0
+        for pk in r.packets():
+            sizes["IP"[unpack_packet(pk.data).frame_type]] += len(pk.data)
+            n += 1
+        audio = len(r.audio_streams())
+    rate = Fraction(*h.frame_rate)
+    seconds = h.frame_count / rate if rate else 0
+    size = src.stat().st_size
+    return {
+        "file": str(src), "format": "tngv", "version": h.version, "models": h.models,
+        "width": h.width, "height": h.height, "frame_rate": f"{h.frame_rate[0]}/{h.frame_rate[1]}",
+        "time_base": f"{h.time_base[0]}/{h.time_base[1]}", "frames": h.frame_count, "packets": n, "gop": h.gop,
+        "iframes": len(h.iframes), "audio_streams": audio, "bytes": size, "i_frame_bytes": sizes["I"],
+        "p_frame_bytes": sizes["P"], "kbps": size * 8 / 1000 / float(seconds) if seconds else 0.0,
+        "bpp": size * 8 / (h.width * h.height * max(h.frame_count, 1)),
+    }
+
+
+def _image_info(src: Path) -> dict:
+    from tngvideo.bitstream import unpack_image
+
     data = src.read_bytes()
     f = unpack_image(data)
-    info = {
+    return {
         "file": str(src),
         "format": "tng-image",
         "model": f.model,
@@ -116,12 +200,6 @@ def cmd_info(args) -> int:
         "latent_bytes": len(f.latent),
         "bpp": len(data) * 8 / (f.width * f.height),
     }
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        for k, v in info.items():
-            print(f"{k:>13}: {v:.4f}" if isinstance(v, float) else f"{k:>13}: {v}")
-    return EXIT_OK
 
 
 def sample_image() -> np.ndarray:
@@ -158,32 +236,58 @@ def cmd_demo(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     from tngvideo.image.registry import DEFAULT_MODEL
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors")
+    common.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads for torch")
     p = argparse.ArgumentParser(prog="tngvideo", description="TNG learned image and video codec.")
     p.add_argument("--version", action="version", version=f"tngvideo {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     sub = p.add_subparsers(dest="command", required=True)
 
-    d = sub.add_parser("demo", help="compress and decompress a sample photo, print bpp and PSNR")
+    def add(group, name, **kw):  # every sub-command also takes -q and --threads
+        return group.add_parser(name, parents=[common], **kw)
+
+    from tngvideo.video.registry import DEFAULT_VIDEO_MODEL
+    from tngvideo.videofile import DEFAULT_GOP
+
+    ve = add(sub, "encode", help="video (anything FFmpeg reads) -> .tngv")
+    ve.add_argument("input")
+    ve.add_argument("-o", "--output")
+    ve.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
+    ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
+    ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
+    ve.add_argument("--model", default=DEFAULT_VIDEO_MODEL)
+    ve.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
+    ve.set_defaults(func=cmd_encode)
+    vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")
+    vd.add_argument("input")
+    vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png")
+    vd.add_argument("--start", type=int, default=0, help="first frame to output")
+    vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
+    vd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
+    vd.set_defaults(func=cmd_decode)
+
+    d = add(sub, "demo", help="compress and decompress a sample photo, print bpp and PSNR")
     d.add_argument("--quality", type=float, nargs="+", default=[1.0, 3.0, 5.0, 8.0])
     d.add_argument("--model", default=DEFAULT_MODEL)
     d.set_defaults(func=cmd_demo)
 
     img = sub.add_parser("image", help="still images (.tng)").add_subparsers(dest="image_command", required=True)
-    e = img.add_parser("encode", help="image -> .tng")
+    e = add(img, "encode", help="image -> .tng")
     e.add_argument("input")
     e.add_argument("-o", "--output")
     e.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
     e.add_argument("--model", default=DEFAULT_MODEL)
     e.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     e.set_defaults(func=cmd_image_encode)
-    dd = img.add_parser("decode", help=".tng -> PNG (or another format by suffix)")
+    dd = add(img, "decode", help=".tng -> PNG (or another format by suffix)")
     dd.add_argument("input")
     dd.add_argument("-o", "--output")
     dd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     dd.set_defaults(func=cmd_image_decode)
 
-    i = sub.add_parser("info", help="show a file's header fields, sizes and bpp")
+    i = add(sub, "info", help="show a .tng or .tngv file's header fields, sizes and rates")
     i.add_argument("input")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=cmd_info)

@@ -1,10 +1,14 @@
-"""Media I/O for still images (Pillow). Thin: decoding errors become `MediaError`."""
+"""Media I/O: still images through Pillow, video through PyAV. Errors become `MediaError`."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
+from typing import Iterable, Iterator
 
+import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
@@ -36,3 +40,129 @@ def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
     with atomic_output(path) as tmp:
         Image.fromarray(rgb).save(tmp, format=fmt)
+
+
+# -- video ------------------------------------------------------------------------------------
+
+DEFAULT_TIME_BASE = Fraction(1, 25)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    time_base: Fraction
+    frame_rate: Fraction
+    frames_hint: int  # from the container; 0 when unknown
+    colour: dict
+    audio_streams: int
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    rgb: np.ndarray  # (H, W, 3) uint8
+    pts: int  # in VideoInfo.time_base
+    duration: int
+
+
+def _colour(stream) -> dict:
+    cc = stream.codec_context
+    out = {}
+    for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
+        value = getattr(cc, key, None)
+        if value is not None:
+            out[key] = str(getattr(value, "name", value))
+    return out
+
+
+def _open_video(path: str | os.PathLike):
+    try:
+        c = av.open(str(path))
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise MediaError(f"not a readable video ({exc.__class__.__name__})") from None
+    if not c.streams.video:
+        c.close()
+        raise MediaError("no video stream")
+    return c
+
+
+def probe_video(path: str | os.PathLike) -> VideoInfo:
+    with _open_video(path) as c:
+        v = c.streams.video[0]
+        rate = v.average_rate or v.guessed_rate or Fraction(25)
+        tb = v.time_base or DEFAULT_TIME_BASE
+        return VideoInfo(
+            width=v.codec_context.width, height=v.codec_context.height, time_base=Fraction(tb),
+            frame_rate=Fraction(rate), frames_hint=int(v.frames or 0), colour=_colour(v),
+            audio_streams=len(c.streams.audio),
+        )
+
+
+def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Iterator[VideoFrame]:
+    """Decode every frame to RGB8 with its pts (frames without timing get 1/frame_rate steps)."""
+    info = probe_video(path)
+    step = max(1, round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
+    with _open_video(path) as c:
+        v = c.streams.video[0]
+        v.thread_type = "AUTO"
+        pending = None
+        n = 0
+        try:
+            for frame in c.decode(v):
+                pts = frame.pts if frame.pts is not None else (pending.pts + step if pending else 0)
+                if pending is not None and pts <= pending.pts:
+                    pts = pending.pts + 1  # keep timestamps strictly increasing
+                if pending is not None:
+                    yield VideoFrame(pending.rgb, pending.pts, pts - pending.pts)
+                    n += 1
+                    if max_frames is not None and n >= max_frames:
+                        return
+                pending = VideoFrame(frame.to_ndarray(format="rgb24"), pts, step)
+        except av.FFmpegError as exc:
+            raise MediaError(f"damaged video ({exc.__class__.__name__})") from None
+        if pending is not None and (max_frames is None or n < max_frames):
+            dur = int(frame.duration) if getattr(frame, "duration", None) else step
+            yield VideoFrame(pending.rgb, pending.pts, max(1, dur))
+
+
+VIDEO_OUTPUTS = {
+    # suffix: (codec, pixel format, options) -- .mkv is lossless RGB, .mp4 is for viewing
+    ".mkv": ("ffv1", "bgr0", {}),
+    ".mp4": ("libx264", "yuv420p", {"crf": "16", "preset": "medium"}),
+}
+
+
+def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width: int, height: int,
+                time_base: Fraction, frame_rate: Fraction) -> int:
+    """Write frames to .mkv (FFV1, lossless RGB) or .mp4 (H.264 for viewing), or to a folder
+    of numbered PNGs when `path` is a directory or contains '%'. Returns the frame count."""
+    path = Path(path)
+    if path.is_dir() or "%" in path.name:
+        pattern = str(path / "frame_%06d.png") if path.is_dir() else str(path)
+        n = 0
+        for n, f in enumerate(frames, 1):
+            write_image(pattern % (n - 1), f.rgb)
+        return n
+    if path.suffix.lower() not in VIDEO_OUTPUTS:
+        raise MediaError(f"unsupported output type '{path.suffix}' (use .mkv, .mp4 or a PNG pattern)")
+    codec, pix_fmt, options = VIDEO_OUTPUTS[path.suffix.lower()]
+    n = 0
+    with atomic_output(path) as tmp:
+        with av.open(str(tmp), "w", format="matroska" if path.suffix.lower() == ".mkv" else "mp4") as out:
+            s = out.add_stream(codec, rate=frame_rate, options=dict(options))
+            s.width, s.height, s.pix_fmt = width + width % 2 * (pix_fmt == "yuv420p"), height + height % 2 * (pix_fmt == "yuv420p"), pix_fmt
+            s.time_base = time_base
+            s.codec_context.time_base = time_base
+            for f in frames:
+                rgb = f.rgb
+                if rgb.shape[0] != s.height or rgb.shape[1] != s.width:
+                    rgb = np.pad(rgb, ((0, s.height - rgb.shape[0]), (0, s.width - rgb.shape[1]), (0, 0)), mode="edge")
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                vf.pts = f.pts
+                vf.time_base = time_base
+                for p in s.encode(vf):
+                    out.mux(p)
+                n += 1
+            for p in s.encode(None):
+                out.mux(p)
+    return n

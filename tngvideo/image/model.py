@@ -134,22 +134,27 @@ class HyperpriorCoder(nn.Module):
         return ste_round(y - mean) + mean, bits_y, bits_z
 
 
-class TNGImageModel(HyperpriorCoder):
-    """The intra (image) codec: 4-stage transforms with GDN and Haar shortcuts over the hyperprior."""
+class HyperpriorAutoencoder(HyperpriorCoder):
+    """Analysis/synthesis transforms (4 stride-2 stages, GDN, Haar shortcuts) over the hyperprior.
+
+    The image codec codes RGB with it; the video codec codes optical flow and residuals.
+    """
 
     PAD_MULTIPLE = 64  # g_a (16) x h_a (4)
 
-    def __init__(self, config: ModelConfig = ModelConfig()):
+    def __init__(self, config: ModelConfig, *, in_channels: int = 3, out_channels: int = 3):
         super().__init__(config)
         n, m = config.channels, config.latent_channels
         self.g_a = nn.Sequential(
-            AnalysisStage(3, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
+            AnalysisStage(in_channels, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
         )
         self.g_s = nn.Sequential(
-            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, 3, gdn=False)
+            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, out_channels, gdn=False)
         )
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
+    def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, bits of y, bits of z) per batch item."""
         dev = x.device.type
         gain, inv_gain = self.gains(quality)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
@@ -157,4 +162,15 @@ class TNGImageModel(HyperpriorCoder):
         y_hat, bits_y, bits_z = self.code_latent(y.float() * gain, amp=amp)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             x_hat = self.g_s(y_hat * inv_gain)
-        return ForwardResult(x_hat=x_hat.float(), bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))
+        return x_hat.float(), bits_y, bits_z
+
+
+class TNGImageModel(HyperpriorAutoencoder):
+    """The intra (image) codec."""
+
+    def __init__(self, config: ModelConfig = ModelConfig()):
+        super().__init__(config, in_channels=3, out_channels=3)
+
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
+        x_hat, bits_y, bits_z = self.code(x, quality, amp=amp)
+        return ForwardResult(x_hat=x_hat, bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))

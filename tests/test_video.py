@@ -1,0 +1,139 @@
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+import torch
+
+from conftest import make_clip
+from tngvideo.bitstream import BitstreamError
+from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
+from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
+from tngvideo.image.latent_codec import DecodeError
+from tngvideo.media import read_video
+from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder
+from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel
+from tngvideo.video.registry import VideoCodecs
+from tngvideo.video.warp import backward_warp
+from tngvideo.videofile import decode_frames, encode_file
+
+
+@pytest.fixture(scope="module")
+def tiny_video(tiny_codec):
+    return VideoCodecs(name="tiny-video", image=tiny_codec, pframes=PFrameCoder(residual=tiny_codec.latents))
+
+
+def test_packet_round_trip_and_rejection():
+    p = FramePacket(FrameType.P, 3.25, 17, (CodedUnit(b"", b"", 0), CodedUnit(b"abc", b"defgh", 99)))
+    data = pack_packet(p)
+    assert unpack_packet(data) == p
+    for n in range(len(data)):
+        with pytest.raises(BitstreamError):
+            unpack_packet(data[:n])
+    bad = bytearray(data)
+    bad[12] ^= 4
+    with pytest.raises(BitstreamError):
+        unpack_packet(bytes(bad))
+
+
+def test_container_keeps_packets_and_variable_timestamps(tmp_path):
+    pts = [0, 3600, 7201, 30000, 30001]
+    header = SequenceHeader(width=8, height=8, time_base=(1, 90000), frame_rate=(25, 1), gop=4,
+                            frame_count=5, iframes=[0, 4], models={"video": "x"})
+    packets = [(bytes([i]) * (i + 1), t, 1) for i, t in enumerate(pts)]
+    write_tngv(tmp_path / "a.tngv", header, packets)
+    with TngvReader(tmp_path / "a.tngv") as r:
+        assert r.header == header
+        got = list(r.packets())
+    assert [g.pts for g in got] == pts and [g.data for g in got] == [p[0] for p in packets]
+
+
+def test_container_rejects_foreign_files(tmp_path):
+    (tmp_path / "x.tngv").write_bytes(b"not a container at all" * 10)
+    with pytest.raises(BitstreamError):
+        TngvReader(tmp_path / "x.tngv")
+    make_clip(tmp_path / "plain.mp4", frames=2)
+    with pytest.raises(BitstreamError):
+        TngvReader(tmp_path / "plain.mp4")
+
+
+def test_warp_with_zero_and_integer_flow():
+    x = torch.rand(1, 3, 12, 16)
+    assert torch.allclose(backward_warp(x, torch.zeros(1, 2, 12, 16)), x, atol=1e-5)
+    flow = torch.zeros(1, 2, 12, 16)
+    flow[:, 0] = 2.0  # sample two pixels to the right
+    assert torch.allclose(backward_warp(x, flow)[..., :-2], x[..., 2:], atol=1e-5)
+
+
+def test_untrained_motion_path_predicts_the_reference():
+    x, ref = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    flow = FlowNet()(x, ref)
+    assert flow.shape == (1, 2, 64, 64) and torch.count_nonzero(flow) == 0
+    assert torch.allclose(MotionCompensation()(ref, flow), ref, atol=1e-5)
+    res = PFrameModel()(x, ref, torch.tensor([3.0]))
+    assert res.x_hat.shape == x.shape and res.bits_residual.item() > 0
+
+
+def test_closed_loop_decoder_equals_encoder(tiny_video):
+    frames = [np.roll(make_frame(i), 3 * i, axis=1) for i in range(5)]
+    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=3)
+    dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
+    types = []
+    for f in frames:
+        out = enc.encode(f)
+        p, rgb = dec.decode(out.packet)
+        types.append(p.frame_type)
+        assert np.array_equal(rgb, out.reconstruction)
+        assert abs(out.stats.estimated_bits - sum(out.stats.bits.values())) <= 0.01 * sum(out.stats.bits.values()) + 256
+    assert types == [FrameType.I, FrameType.P, FrameType.P, FrameType.I, FrameType.P]
+
+
+def make_frame(seed: int) -> np.ndarray:
+    from conftest import natural_image
+
+    return natural_image(30, 50, seed=seed)
+
+
+def test_p_frame_without_reference_is_rejected(tiny_video):
+    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=8)
+    enc.encode(make_frame(0))
+    p_packet = enc.encode(make_frame(1)).packet
+    dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
+    with pytest.raises(DecodeError, match="reference"):
+        dec.decode(p_packet)
+
+
+def test_file_round_trip_is_frame_accurate_with_timestamps_and_seeking(tmp_path, tiny_video):
+    pts = [0, 1, 2, 4, 7, 8, 9]  # variable frame rate
+    make_clip(tmp_path / "in.mkv", pts=pts, size=(30, 50))
+    s = encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=3.0, gop=3, codecs=tiny_video)
+    assert s.frames == len(pts)
+    header, it = decode_frames(tmp_path / "o.tngv", codecs=tiny_video)
+    full = list(it)
+    src = list(read_video(tmp_path / "in.mkv"))
+    assert [f.pts for f in full] == [f.pts for f in src]
+    assert header.iframes == [0, 3, 6]
+    _, it = decode_frames(tmp_path / "o.tngv", start=4, frames=2, codecs=tiny_video)
+    part = list(it)
+    assert [f.pts for f in part] == [f.pts for f in full[4:6]]
+    assert all(np.array_equal(a.rgb, b.rgb) for a, b in zip(part, full[4:6]))
+
+
+def test_audio_is_copied_packet_for_packet(tmp_path, tiny_video):
+    make_clip(tmp_path / "in.mp4", frames=10, size=(32, 48), audio=True)
+    encode_file(tmp_path / "in.mp4", tmp_path / "o.tngv", quality=2.0, gop=4, codecs=tiny_video)
+
+    def audio_packets(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    src = audio_packets(tmp_path / "in.mp4")
+    assert src and audio_packets(tmp_path / "o.tngv") == src
+
+
+def test_decoding_with_other_models_is_refused(tmp_path, tiny_video):
+    make_clip(tmp_path / "in.mkv", frames=2, size=(16, 16))
+    encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=3.0, codecs=tiny_video)
+    other = VideoCodecs(name="other", image=tiny_video.image, pframes=tiny_video.pframes)
+    with pytest.raises(DecodeError, match="models"):
+        decode_frames(tmp_path / "o.tngv", codecs=other)

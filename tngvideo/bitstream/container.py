@@ -1,0 +1,168 @@
+"""The `.tngv` container: ISO BMFF (MP4) written and read through PyAV.
+
+One data stream (`bin_data`) carries one packet per frame, with pts/duration in the source's
+time base. A JSON sequence header sits in the container's `comment` tag. Audio streams of the
+source can be copied into the same file packet for packet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Iterator
+
+import av
+
+from tngvideo.bitstream.errors import BitstreamError
+
+FORMAT = "tngv"
+FORMAT_VERSION = 1
+MAX_FRAMES = 10_000_000
+MAX_SIDE = 16384
+MAX_HEADER_BYTES = 1 << 20
+HANDLER = "tngvideo"
+
+
+@dataclass
+class SequenceHeader:
+    width: int
+    height: int
+    time_base: tuple[int, int]  # pts unit, as (numerator, denominator)
+    frame_rate: tuple[int, int]  # nominal rate (average for variable-rate input)
+    gop: int
+    frame_count: int
+    iframes: list[int]  # indices of the intra frames
+    models: dict[str, str]  # role -> "name:weights-hash"
+    colour: dict[str, str] = field(default_factory=dict)
+    start_pts: int = 0
+    format: str = FORMAT
+    version: int = FORMAT_VERSION
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> "SequenceHeader":
+        if len(text) > MAX_HEADER_BYTES:
+            raise BitstreamError("sequence header too large")
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError:
+            raise BitstreamError("corrupt sequence header (not JSON)") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise BitstreamError("not a .tngv file (no tngvideo sequence header)")
+        if d.get("version") != FORMAT_VERSION:
+            raise BitstreamError(f"unsupported .tngv version {d.get('version')} (this build reads {FORMAT_VERSION})")
+        try:
+            h = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+            h.time_base = tuple(int(v) for v in h.time_base)
+            h.frame_rate = tuple(int(v) for v in h.frame_rate)
+            h.iframes = [int(i) for i in h.iframes]
+        except (TypeError, ValueError, KeyError):
+            raise BitstreamError("corrupt sequence header (fields)") from None
+        h.validate()
+        return h
+
+    def validate(self) -> None:
+        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
+            raise BitstreamError(f"frame size {self.width}x{self.height} outside the supported range")
+        if not 0 <= self.frame_count <= MAX_FRAMES:
+            raise BitstreamError(f"frame count {self.frame_count} outside the supported range")
+        if self.time_base[0] <= 0 or self.time_base[1] <= 0 or self.gop < 1:
+            raise BitstreamError("corrupt sequence header (time base or GOP)")
+        if any(not 0 <= i < max(self.frame_count, 1) for i in self.iframes):
+            raise BitstreamError("corrupt sequence header (I-frame index)")
+
+    @property
+    def tb(self) -> Fraction:
+        return Fraction(*self.time_base)
+
+
+@dataclass(frozen=True)
+class DemuxedPacket:
+    data: bytes
+    pts: int  # in the header's time base
+    duration: int
+
+
+def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, int]],
+               *, audio_source: str | Path | None = None, fragmented: bool = False) -> list[str]:
+    """Mux (packet bytes, pts, duration) triples. Returns warnings (e.g. audio not copied)."""
+    header.validate()
+    warnings: list[str] = []
+    opts = {"movflags": "use_metadata_tags"}
+    if fragmented:  # for non-seekable outputs
+        opts = {"movflags": "empty_moov+delay_moov+default_base_moof+use_metadata_tags", "frag_duration": "1000000"}
+    tb = header.tb
+    src = None
+    with av.open(target, "w", format="mp4", options=opts) as out:
+        out.metadata["comment"] = header.to_json()
+        stream = out.add_data_stream("bin_data")
+        stream.time_base = tb
+        stream.metadata["handler_name"] = HANDLER
+        audio_map = {}
+        if audio_source is not None:
+            src = av.open(str(audio_source))
+            for a in src.streams.audio:
+                try:
+                    audio_map[a.index] = out.add_stream_from_template(a)
+                except (ValueError, av.FFmpegError) as exc:
+                    warnings.append(f"audio stream {a.index} ({a.codec_context.name}) not copied: {exc}")
+        for data, pts, duration in packets:
+            pk = av.Packet(data)
+            pk.pts = pk.dts = pts
+            pk.duration = max(1, duration)  # a zero duration makes MP4 drop the packet
+            pk.time_base = tb
+            pk.stream = stream
+            out.mux(pk)
+        if src is not None and audio_map:
+            for p in src.demux([src.streams[i] for i in audio_map]):
+                if p.dts is None:
+                    continue
+                p.stream = audio_map[p.stream.index]
+                out.mux(p)
+    if src is not None:
+        src.close()
+    return warnings
+
+
+class TngvReader:
+    """Reads the sequence header and the frame packets of a .tngv file."""
+
+    def __init__(self, source):
+        try:
+            self._c = av.open(source if not isinstance(source, Path) else str(source))
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            raise BitstreamError(f"not a .tngv file ({exc.__class__.__name__})") from None
+        data = [s for s in self._c.streams.data]
+        if not data or "comment" not in self._c.metadata:
+            self._c.close()
+            raise BitstreamError("not a .tngv file (no tngvideo data stream)")
+        self.stream = data[0]
+        self.header = SequenceHeader.from_json(self._c.metadata["comment"])
+
+    def close(self) -> None:
+        self._c.close()
+
+    def __enter__(self) -> "TngvReader":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def packets(self) -> Iterator[DemuxedPacket]:
+        tb = self.header.tb
+        try:
+            for p in self._c.demux(self.stream):
+                if p.size == 0 or p.pts is None:
+                    continue
+                pts = p.pts * p.time_base / tb
+                dur = (p.duration or 0) * p.time_base / tb
+                yield DemuxedPacket(bytes(p), int(round(pts)), int(round(dur)))
+        except av.FFmpegError as exc:
+            raise BitstreamError(f"damaged container ({exc.__class__.__name__})") from None
+
+    def audio_streams(self) -> list:
+        return list(self._c.streams.audio)

@@ -1,0 +1,179 @@
+"""Sequence coding: `VideoEncoder` / `VideoDecoder` own the group of pictures and the
+reference buffer, and keep the loop closed (the encoder predicts from its own decoded frame,
+so the decoder's output equals the encoder's reconstruction).
+
+Frame i is intra when i % gop == 0. A P-frame is coded as
+
+    prediction = MotionCompensation(reference, decoded flow)   (reference itself without motion)
+    residual   = residual coder(frame - prediction + 0.5)
+    frame_hat  = prediction + decoded residual - 0.5
+
+and every reconstruction is rounded to the 8-bit grid before it becomes the next reference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from tngvideo.bitstream import BitstreamError
+from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
+from tngvideo.image.codec import ImageCodec
+from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
+from tngvideo.image.model import HyperpriorAutoencoder
+from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
+
+PAD = HyperpriorAutoencoder.PAD_MULTIPLE
+EMPTY = LatentStreams(b"", b"", 0, 0.0)
+
+
+@dataclass(frozen=True)
+class FrameStats:
+    index: int
+    frame_type: FrameType
+    packet_bytes: int
+    header_bytes: int
+    bits: dict[str, int]  # payload bits by component
+    estimated_bits: float
+
+
+@dataclass(frozen=True)
+class EncodedFrame:
+    packet: bytes
+    reconstruction: np.ndarray  # (H, W, 3) uint8: exactly what the decoder will output
+    stats: FrameStats
+
+
+class PFrameCoder:
+    """Codes a frame given the previous decoded frame. Motion is optional: a coder without a
+    motion model predicts from the reference as it is (zero motion)."""
+
+    def __init__(self, residual: LatentCodec, *, motion: LatentCodec | None = None,
+                 flow_net: torch.nn.Module | None = None, mc: MotionCompensation | None = None):
+        if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
+            raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
+        self.residual = residual
+        self.motion = motion
+        self.flow_net = flow_net
+        self.mc = mc
+
+    @staticmethod
+    def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
+        return codec.coder  # type: ignore[return-value]
+
+    def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
+        t = self._transform(codec)
+        gain, inv_gain = t.gains(torch.tensor([quality], device=x.device))
+        streams, y_hat = codec.encode(t.g_a(x) * gain)
+        return streams, t.g_s(y_hat * inv_gain)
+
+    def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
+                device: torch.device) -> torch.Tensor:
+        t = self._transform(codec)
+        shape = (1, t.config.latent_channels, hw[0] // 16, hw[1] // 16)
+        y_hat = codec.decode(streams, shape, device)
+        _, inv_gain = t.gains(torch.tensor([quality], device=device))
+        return t.g_s(y_hat * inv_gain)
+
+    @torch.no_grad()
+    def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
+        motion_streams, pred = EMPTY, ref
+        if self.motion is not None:
+            motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
+            pred = self.mc(ref, flow_hat)
+        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
+        return motion_streams, res_streams, pred + res_hat - RESIDUAL_OFFSET
+
+    @torch.no_grad()
+    def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
+        hw = ref.shape[-2:]
+        pred = ref
+        if motion.hyper or motion.latent or motion.symbols_crc:
+            if self.motion is None:
+                raise DecodeError("stream has coded motion but this decoder has no motion model")
+            pred = self.mc(ref, self._decode(self.motion, motion, hw, quality, ref.device))
+        res_hat = self._decode(self.residual, residual, hw, quality, ref.device)
+        return pred + res_hat - RESIDUAL_OFFSET
+
+
+def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255.0).to(device)
+    h, w = x.shape[-2:]
+    ph, pw = -(-h // PAD) * PAD - h, -(-w // PAD) * PAD - w
+    return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
+
+
+def _on_grid(x: torch.Tensor) -> torch.Tensor:
+    """The 8-bit reconstruction as a float tensor: what both sides keep as the reference."""
+    return x.clamp(0, 1).mul(255).round().div(255)
+
+
+def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
+    return x[0, :, :h, :w].mul(255).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+
+class VideoEncoder:
+    def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int):
+        if gop < 1:
+            raise ValueError("GOP must be at least 1")
+        self.image, self.pframes = image, pframes
+        self.width, self.height = width, height
+        self.quality = image.check_quality(quality)
+        self.gop = gop
+        self.index = 0
+        self._ref: torch.Tensor | None = None
+
+    def encode(self, rgb: np.ndarray) -> EncodedFrame:
+        if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
+            raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
+        x = _to_tensor(rgb, self.image.device)
+        if self.index % self.gop == 0 or self._ref is None:
+            streams, x_hat = self.image.encode_tensor(x, self.quality)
+            coded = {"intra": streams}
+        else:
+            motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality)
+            coded = {"motion": motion, "residual": residual}
+        ftype = FrameType.I if "intra" in coded else FrameType.P
+        units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
+        packet = FramePacket(ftype, self.quality, self.index, units)
+        bits = {k: s.payload_bits for k, s in coded.items()}
+        est = sum(s.estimated_bits for s in coded.values())
+        self._ref = _on_grid(x_hat)
+        data = pack_packet(packet)
+        stats = FrameStats(self.index, packet.frame_type, len(data), packet.header_bytes, bits, est)
+        self.index += 1
+        return EncodedFrame(data, _to_rgb(self._ref, self.height, self.width), stats)
+
+
+class VideoDecoder:
+    def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int):
+        self.image, self.pframes = image, pframes
+        self.width, self.height = width, height
+        self._ph, self._pw = -(-height // PAD) * PAD, -(-width // PAD) * PAD
+        self._ref: torch.Tensor | None = None
+
+    def reset(self) -> None:
+        """Forget the reference (after a seek: decoding must restart at an I-frame)."""
+        self._ref = None
+
+    def decode(self, data: bytes) -> tuple[FramePacket, np.ndarray]:
+        """One packet -> (its header, the decoded RGB8 frame). Errors raise `DecodeError`."""
+        try:
+            p = unpack_packet(data)
+        except BitstreamError as exc:
+            raise DecodeError(str(exc)) from None
+        lo, hi = self.image.quality_range
+        if not lo <= p.quality <= hi:
+            raise DecodeError(f"quality {p.quality} out of range")
+        units = [LatentStreams(u.hyper, u.latent, u.symbols_crc, float("nan")) for u in p.units]
+        if p.frame_type == FrameType.I:
+            x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), p.quality)
+        else:
+            if self._ref is None:
+                raise DecodeError("P-frame without a reference (decoding must start at an I-frame)")
+            x_hat = self.pframes.decode(units[0], units[1], self._ref, p.quality)
+        self._ref = _on_grid(x_hat)
+        return p, _to_rgb(self._ref, self.height, self.width)

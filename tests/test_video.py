@@ -39,7 +39,7 @@ def test_packet_round_trip_and_rejection():
 def test_container_keeps_packets_and_variable_timestamps(tmp_path):
     pts = [0, 3600, 7201, 30000, 30001]
     header = SequenceHeader(width=8, height=8, time_base=(1, 90000), frame_rate=(25, 1), gop=4,
-                            frame_count=5, iframes=[0, 4], models={"video": "x"})
+                            frame_count=5, iframes=[0, 4], iframe_pts=[0, 30001], models={"video": "x"})
     packets = [(bytes([i]) * (i + 1), t, 1) for i, t in enumerate(pts)]
     write_tngv(tmp_path / "a.tngv", header, packets)
     with TngvReader(tmp_path / "a.tngv") as r:
@@ -137,3 +137,44 @@ def test_decoding_with_other_models_is_refused(tmp_path, tiny_video):
     other = VideoCodecs(name="other", image=tiny_video.image, pframes=tiny_video.pframes)
     with pytest.raises(DecodeError, match="models"):
         decode_frames(tmp_path / "o.tngv", codecs=other)
+
+
+def test_odd_sizes_and_image_sequences_round_trip(tmp_path, tiny_video):
+    from PIL import Image
+
+    from conftest import natural_image
+
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    frames = [natural_image(31, 47, seed=i) for i in range(4)]
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(seq / f"shot_{i + 10:03d}.png")
+    s = encode_file(seq, tmp_path / "o.tngv", quality=5.0, gop=2, codecs=tiny_video)
+    assert s.frames == 4
+    _, it = decode_frames(tmp_path / "o.tngv", codecs=tiny_video)
+    out = list(it)
+    assert len(out) == 4 and all(f.rgb.shape == (31, 47, 3) for f in out)
+
+
+def test_motion_path_closed_loop(tiny_weights):
+    """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
+    from tngvideo.image.codec import ImageCodec
+    from tngvideo.image.latent_codec import LatentCodec
+    from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
+    from tngvideo.image.weights import build_tables, load_weights
+
+    torch.manual_seed(0)
+    image = ImageCodec(load_weights(tiny_weights))
+    motion = HyperpriorAutoencoder(ModelConfig(channels=8, latent_channels=12), in_channels=2, out_channels=2).eval()
+    flow_net = FlowNet(levels=2, width=8).eval()
+    torch.nn.init.normal_(flow_net.nets[0][-1].weight, std=0.05)  # make it produce some motion
+    pframes = PFrameCoder(residual=image.latents, motion=LatentCodec(motion, build_tables(motion)),
+                          flow_net=flow_net, mc=MotionCompensation(width=8).eval())
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4)
+    dec = VideoDecoder(image, pframes, width=50, height=30)
+    for i in range(3):
+        out = enc.encode(make_frame(i))
+        p, rgb = dec.decode(out.packet)
+        assert np.array_equal(rgb, out.reconstruction)
+        if i:
+            assert not p.units[0].empty and out.stats.bits["motion"] > 0

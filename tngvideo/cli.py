@@ -30,11 +30,11 @@ def _log(args, msg: str) -> None:
         print(msg, file=sys.stderr)
 
 
-def _input(path: str) -> Path:
+def _input(path: str, *, allow_dir: bool = False) -> Path:
     p = Path(path)
     if not p.exists():
         raise CliError(f"{path}: no such file", EXIT_NO_INPUT)
-    if not p.is_file():
+    if not p.is_file() and not (allow_dir and p.is_dir()):
         raise CliError(f"{path}: not a regular file", EXIT_NO_INPUT)
     return p
 
@@ -106,7 +106,7 @@ def cmd_encode(args) -> int:
     from tngvideo.media import probe_video
     from tngvideo.videofile import encode_file
 
-    src = _input(args.input)
+    src = _input(args.input, allow_dir=True)  # a folder of numbered images is a video too
     out = _output(args.output or src.with_suffix(".tngv"), args.overwrite)
     if args.gop < 1:
         raise CliError("--gop must be at least 1", EXIT_USAGE)
@@ -148,9 +148,14 @@ def cmd_info(args) -> int:
     info = _image_info(src) if magic == b"TNGI" else _video_info(src)
     if args.json:
         print(json.dumps(info, indent=2))
-    else:
-        for k, v in info.items():
-            print(f"{k:>13}: {v:.4f}" if isinstance(v, float) else f"{k:>13}: {v}")
+        return EXIT_OK
+    per_frame = info.pop("frame_list", [])
+    for k, v in info.items():
+        print(f"{k:>13}: {v:.4f}" if isinstance(v, float) else f"{k:>13}: {v}")
+    if per_frame:
+        print(f"{'frame':>7} {'type':>4} {'pts':>10} {'bytes':>8}")
+        for f in per_frame:
+            print(f"{f['index']:7d} {f['type']:>4} {f['pts']:10d} {f['bytes']:8d}")
     return EXIT_OK
 
 
@@ -163,10 +168,12 @@ def _video_info(src: Path) -> dict:
     with TngvReader(src) as r:
         h = r.header
         sizes = {"I": 0, "P": 0}
-        n = 0
-        for pk in r.packets():
-            sizes["IP"[unpack_packet(pk.data).frame_type]] += len(pk.data)
-            n += 1
+        frame_list = []
+        for n, pk in enumerate(r.packets()):
+            kind = "IP"[unpack_packet(pk.data).frame_type]
+            sizes[kind] += len(pk.data)
+            frame_list.append({"index": n, "type": kind, "pts": pk.pts, "bytes": len(pk.data)})
+        n = len(frame_list)
         audio = len(r.audio_streams())
     rate = Fraction(*h.frame_rate)
     seconds = h.frame_count / rate if rate else 0
@@ -178,6 +185,7 @@ def _video_info(src: Path) -> dict:
         "iframes": len(h.iframes), "audio_streams": audio, "bytes": size, "i_frame_bytes": sizes["I"],
         "p_frame_bytes": sizes["P"], "kbps": size * 8 / 1000 / float(seconds) if seconds else 0.0,
         "bpp": size * 8 / (h.width * h.height * max(h.frame_count, 1)),
+        "frame_list": frame_list,
     }
 
 

@@ -76,14 +76,36 @@ def _colour(stream) -> dict:
 
 
 def _open_video(path: str | os.PathLike):
+    """Open a video file, or a numbered image sequence given as a folder or a %d pattern."""
+    p = Path(path)
+    kwargs = {}
+    if p.is_dir():
+        files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
+        if not files:
+            raise MediaError("folder holds no numbered images")
+        p, first = _sequence_pattern(files[0])
+        kwargs = {"format": "image2", "options": {"framerate": "25", "start_number": str(first)}}
+    elif "%" in p.name:
+        kwargs = {"format": "image2", "options": {"framerate": "25"}}
     try:
-        c = av.open(str(path))
+        c = av.open(str(p), **kwargs)
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise MediaError(f"not a readable video ({exc.__class__.__name__})") from None
     if not c.streams.video:
         c.close()
         raise MediaError("no video stream")
     return c
+
+
+def _sequence_pattern(first: Path) -> tuple[Path, int]:
+    """frame_000123.png -> frame_%06d.png (with the start number found by the demuxer)."""
+    import re
+
+    m = re.search(r"(\d+)(?=\.[^.]+$)", first.name)
+    if not m:
+        raise MediaError(f"{first.name}: images in a folder must be numbered")
+    pattern = first.with_name(first.name[: m.start()] + f"%0{len(m.group(1))}d" + first.name[m.end():])
+    return pattern, int(m.group(1))
 
 
 def probe_video(path: str | os.PathLike) -> VideoInfo:
@@ -150,14 +172,13 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
     with atomic_output(path) as tmp:
         with av.open(str(tmp), "w", format="matroska" if path.suffix.lower() == ".mkv" else "mp4") as out:
             s = out.add_stream(codec, rate=frame_rate, options=dict(options))
-            s.width, s.height, s.pix_fmt = width + width % 2 * (pix_fmt == "yuv420p"), height + height % 2 * (pix_fmt == "yuv420p"), pix_fmt
+            if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+                pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the exact size instead
+            s.width, s.height, s.pix_fmt = width, height, pix_fmt
             s.time_base = time_base
             s.codec_context.time_base = time_base
             for f in frames:
-                rgb = f.rgb
-                if rgb.shape[0] != s.height or rgb.shape[1] != s.width:
-                    rgb = np.pad(rgb, ((0, s.height - rgb.shape[0]), (0, s.width - rgb.shape[1]), (0, 0)), mode="edge")
-                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+                vf = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")
                 vf.pts = f.pts
                 vf.time_base = time_base
                 for p in s.encode(vf):

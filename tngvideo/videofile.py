@@ -59,6 +59,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
         time_base=(info.time_base.numerator, info.time_base.denominator),
         frame_rate=(info.frame_rate.numerator, info.frame_rate.denominator),
         gop=gop, frame_count=len(packets), iframes=[s.index for s in stats if s.frame_type == 0],
+        iframe_pts=[pts_list[s.index] for s in stats if s.frame_type == 0],
         models=codecs.model_ids(), colour=info.colour, start_pts=pts_list[0],
     )
     with atomic_output(dst) as tmp:
@@ -88,18 +89,19 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
         reader.close()
         raise DecodeError(str(exc)) from None
     _check_models(header, codecs)
-    first_i = max([i for i in header.iframes if i <= start], default=0)
+    k = max([j for j, i in enumerate(header.iframes) if i <= start], default=None)
+    first_i, first_pts = (header.iframes[k], header.iframe_pts[k]) if k is not None else (0, None)
     end = header.frame_count if frames is None else min(header.frame_count, start + frames)
 
     def gen() -> Iterator[VideoFrame]:
         dec = VideoDecoder(codecs.image, codecs.pframes, width=header.width, height=header.height)
         try:
-            n = 0
-            for n, pk in enumerate(reader.packets()):
+            n = first_i
+            for pk in reader.packets(from_pts=first_pts):
+                if first_pts is not None and pk.pts < first_pts:
+                    continue  # the seek landed early
                 if n >= end:
                     break
-                if n < first_i:
-                    continue
                 try:
                     p, rgb = dec.decode(pk.data)
                 except DecodeError as exc:
@@ -108,7 +110,6 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
                     raise DecodeError(f"frame {n}: packet out of order (carries index {p.index})")
                 if n >= start:
                     yield VideoFrame(rgb, pk.pts, pk.duration)
-            else:
                 n += 1
             if n < end:
                 raise DecodeError(f"stream ends after {n} of {header.frame_count} frames")

@@ -34,6 +34,7 @@ class SequenceHeader:
     gop: int
     frame_count: int
     iframes: list[int]  # indices of the intra frames
+    iframe_pts: list[int]  # their timestamps, for seeking
     models: dict[str, str]  # role -> "name:weights-hash"
     colour: dict[str, str] = field(default_factory=dict)
     start_pts: int = 0
@@ -60,6 +61,7 @@ class SequenceHeader:
             h.time_base = tuple(int(v) for v in h.time_base)
             h.frame_rate = tuple(int(v) for v in h.frame_rate)
             h.iframes = [int(i) for i in h.iframes]
+            h.iframe_pts = [int(i) for i in h.iframe_pts]
         except (TypeError, ValueError, KeyError):
             raise BitstreamError("corrupt sequence header (fields)") from None
         h.validate()
@@ -72,7 +74,7 @@ class SequenceHeader:
             raise BitstreamError(f"frame count {self.frame_count} outside the supported range")
         if self.time_base[0] <= 0 or self.time_base[1] <= 0 or self.gop < 1:
             raise BitstreamError("corrupt sequence header (time base or GOP)")
-        if any(not 0 <= i < max(self.frame_count, 1) for i in self.iframes):
+        if any(not 0 <= i < max(self.frame_count, 1) for i in self.iframes) or len(self.iframe_pts) != len(self.iframes):
             raise BitstreamError("corrupt sequence header (I-frame index)")
 
     @property
@@ -152,9 +154,14 @@ class TngvReader:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def packets(self) -> Iterator[DemuxedPacket]:
+    def packets(self, *, from_pts: int | None = None) -> Iterator[DemuxedPacket]:
+        """Packets in order; with `from_pts`, starting at the packet with that timestamp
+        (found by a container seek, so nothing before it is read)."""
         tb = self.header.tb
         try:
+            if from_pts is not None and from_pts != self.header.start_pts:
+                target = int(round(from_pts * tb / self.stream.time_base))
+                self._c.seek(target, stream=self.stream, backward=True)
             for p in self._c.demux(self.stream):
                 if p.size == 0 or p.pts is None:
                     continue

@@ -28,7 +28,7 @@ class TrainConfig:
     peak_lr: float = 8e-4
     min_lr_fraction: float = 0.05
     warmup_steps: int = 300
-    total_steps: int = 16000  # the schedule's length in global steps (spans resumed runs)
+    total_steps: int = 12000  # the schedule's length in global steps (spans resumed runs)
     schedule_by: str = "steps"  # "steps": global step / total_steps; "time": elapsed / run budget
     grad_clip: float = 1.0
     ema_decay: float = 0.999

@@ -256,7 +256,6 @@ def build_parser() -> argparse.ArgumentParser:
     def add(group, name, **kw):  # every sub-command also takes -q and --threads
         return group.add_parser(name, parents=[common], **kw)
 
-    from tngvideo.video.registry import DEFAULT_VIDEO_MODEL
     from tngvideo.videofile import DEFAULT_GOP
 
     ve = add(sub, "encode", help="video (anything FFmpeg reads) -> .tngv")
@@ -265,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
     ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
     ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
-    ve.add_argument("--model", default=DEFAULT_VIDEO_MODEL)
+    ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     ve.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     ve.set_defaults(func=cmd_encode)
     vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")

@@ -17,7 +17,7 @@ from tngvideo.fileio import atomic_output
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
-from tngvideo.video.registry import DEFAULT_VIDEO_MODEL, VideoCodecs, load_video_codecs
+from tngvideo.video.registry import VideoCodecs, load_video_codecs
 
 DEFAULT_GOP = 16
 
@@ -36,7 +36,7 @@ class EncodeSummary:
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
-                model: str = DEFAULT_VIDEO_MODEL, max_frames: int | None = None, copy_audio: bool = True,
+                model: str | None = None, max_frames: int | None = None, copy_audio: bool = True,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None) -> EncodeSummary:
     info = probe_video(src)
     codecs = codecs or load_video_codecs(model)
@@ -84,7 +84,7 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
     reader = TngvReader(src)
     header = reader.header
     try:
-        codecs = codecs or load_video_codecs(header.models.get("video", DEFAULT_VIDEO_MODEL))
+        codecs = codecs or load_video_codecs(str(header.models.get("video", "")).split(":")[0])
     except FileNotFoundError as exc:
         reader.close()
         raise DecodeError(str(exc)) from None

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 
 from tngvideo.entropy import CdfTables
 from tngvideo.fileio import atomic_output
-from tngvideo.image.model import ModelConfig, TNGImageModel
+from tngvideo.image.model import HyperpriorCoder, ModelConfig, TNGImageModel
 
 
 @dataclass(frozen=True)
@@ -38,7 +38,7 @@ class LoadedModel:
     weights_hash: bytes  # first 8 bytes of the SHA-256 of the weights file
 
 
-def build_tables(model: TNGImageModel) -> EntropyTables:
+def build_tables(model: HyperpriorCoder) -> EntropyTables:
     """The explicit step that turns trained weights into integer probability tables."""
     return EntropyTables(hyper=model.hyper_density.build_tables(), latent=model.gaussian.build_tables())
 
@@ -55,53 +55,83 @@ def _tables_from(arrays: dict[str, np.ndarray], prefix: str) -> CdfTables:
     )
 
 
-def save_weights(
-    model: TNGImageModel, path: str | os.PathLike, *, name: str, tables: EntropyTables | None, half: bool = False
-) -> None:
-    """Write weights (fp32, or fp16 to ship) and the entropy tables to `path` atomically.
-
-    With `half`, the tables are built by the caller from the fp16-rounded model, so pass
-    `tables=None` and let this function build them from what is actually stored.
-    """
-    path = Path(path)
-    if half:
-        model = _rounded_to_half(model)
-        tables = build_tables(model)
-    tensors = {k: v.detach().to(torch.float16 if half else torch.float32).cpu().contiguous()
-               for k, v in model.state_dict().items()}
-    if tables is not None:
-        for prefix, t in (("tables.hyper", tables.hyper), ("tables.latent", tables.latent)):
-            tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in _table_tensors(prefix, t).items()})
-    config = asdict(model.config)
-    config["lambdas"] = list(config["lambdas"])
-    with atomic_output(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"name": name, "config": json.dumps(config)})
-
-
-def _rounded_to_half(model: TNGImageModel) -> TNGImageModel:
+def rounded_to_half(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy whose parameters hold exactly the values fp16 storage will give back."""
     import copy
 
-    m = copy.deepcopy(model).cpu()
+    m = copy.deepcopy(module).cpu()
     with torch.no_grad():
         for p in m.parameters():
             p.copy_(p.half().float())
     return m
 
 
-def load_weights(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
+def write_weights_file(path: str | os.PathLike, module: torch.nn.Module, *, tables: dict[str, EntropyTables],
+                       metadata: dict[str, str], half: bool) -> None:
+    """State dict (fp32 or fp16) plus integer tables under `tables.<prefix>.`, atomically."""
+    tensors = {k: v.detach().to(torch.float16 if half else torch.float32).cpu().contiguous()
+               for k, v in module.state_dict().items()}
+    for prefix, t in tables.items():
+        for part, ct in (("hyper", t.hyper), ("latent", t.latent)):
+            for k, v in _table_tensors(".".join(x for x in ("tables", prefix, part) if x), ct).items():
+                tensors[k] = torch.from_numpy(np.ascontiguousarray(v))
+    with atomic_output(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+@dataclass(frozen=True)
+class WeightsFile:
+    state: dict[str, torch.Tensor]
+    tables: dict[str, EntropyTables]  # by prefix ("" for a single model)
+    metadata: dict[str, str]
+    weights_hash: bytes
+
+
+def read_weights_file(path: str | os.PathLike, table_prefixes: tuple[str, ...]) -> WeightsFile:
     path = Path(path)
     raw = path.read_bytes()
-    digest = hashlib.sha256(raw).digest()[:8]
     with safe_open(str(path), framework="np") as f:
         meta = f.metadata() or {}
-    cfg = json.loads(meta["config"])
-    cfg["lambdas"] = tuple(cfg["lambdas"])
-    model = TNGImageModel(ModelConfig(**cfg))
     arrays = load_numpy_bytes(raw)
+    tables = {}
+    for prefix in table_prefixes:
+        base = ".".join(x for x in ("tables", prefix) if x)
+        if f"{base}.hyper.pmf" in arrays:
+            tables[prefix] = EntropyTables(hyper=_tables_from(arrays, f"{base}.hyper"),
+                                           latent=_tables_from(arrays, f"{base}.latent"))
     state = {k: torch.from_numpy(v).float() for k, v in arrays.items() if not k.startswith("tables.")}
-    model.load_state_dict(state)
+    return WeightsFile(state, tables, meta, hashlib.sha256(raw).digest()[:8])
+
+
+def config_json(config: ModelConfig) -> dict:
+    d = asdict(config)
+    d["lambdas"] = list(d["lambdas"])
+    return d
+
+
+def config_from_json(d: dict) -> ModelConfig:
+    return ModelConfig(**{**d, "lambdas": tuple(d["lambdas"])})
+
+
+def save_weights(
+    model: TNGImageModel, path: str | os.PathLike, *, name: str, tables: EntropyTables | None, half: bool = False
+) -> None:
+    """Write weights (fp32, or fp16 to ship) and the entropy tables to `path` atomically.
+
+    With `half`, the tables are built here from the fp16-rounded model (what is actually
+    stored), so pass `tables=None`.
+    """
+    if half:
+        model = rounded_to_half(model)
+        tables = build_tables(model)
+    write_weights_file(path, model, tables={"": tables} if tables is not None else {},
+                       metadata={"name": name, "config": json.dumps(config_json(model.config))}, half=half)
+
+
+def load_weights(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
+    f = read_weights_file(path, ("",))
+    model = TNGImageModel(config_from_json(json.loads(f.metadata["config"])))
+    model.load_state_dict(f.state)
     model.eval().to(device)
-    tables = None
-    if "tables.hyper.pmf" in arrays:
-        tables = EntropyTables(hyper=_tables_from(arrays, "tables.hyper"), latent=_tables_from(arrays, "tables.latent"))
-    return LoadedModel(model=model, tables=tables, name=meta.get("name", path.stem), weights_hash=digest)
+    return LoadedModel(model=model, tables=f.tables.get(""), name=f.metadata.get("name", Path(path).stem),
+                       weights_hash=f.weights_hash)

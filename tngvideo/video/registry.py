@@ -2,19 +2,32 @@
 
 `tng-video-0` codes P-frames without motion: the prediction is the previous decoded frame and
 the residual goes through the intra codec's transforms and entropy model (shared weights,
-nothing extra to ship). Trained motion models will register here beside it.
+nothing extra to ship). Trained P-frame models (flow, motion coding, compensation, residual
+coding) ship as `video/weights/<name>.safetensors` and register themselves by file.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from tngvideo.image.codec import ImageCodec
+from tngvideo.image.latent_codec import LatentCodec
 from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
 from tngvideo.video.codec import PFrameCoder
+from tngvideo.video.weights import load_video_weights
 
-DEFAULT_VIDEO_MODEL = "tng-video-0"
-VIDEO_MODELS = {DEFAULT_VIDEO_MODEL: DEFAULT_IMAGE_MODEL}  # video model -> its intra model
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+BASELINE_MODEL = "tng-video-0"
+
+
+def available_video_models() -> list[str]:
+    return sorted([BASELINE_MODEL, *(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))])
+
+
+def default_video_model() -> str:
+    """The newest trained model, or the motion-free baseline."""
+    return available_video_models()[-1]
 
 
 @dataclass(frozen=True)
@@ -22,13 +35,26 @@ class VideoCodecs:
     name: str
     image: ImageCodec
     pframes: PFrameCoder
+    weights_hash: str = ""
 
     def model_ids(self) -> dict[str, str]:
-        return {"video": self.name, "image": f"{self.image.name}:{self.image.weights_hash.hex()}"}
+        video = f"{self.name}:{self.weights_hash}" if self.weights_hash else self.name
+        return {"video": video, "image": f"{self.image.name}:{self.image.weights_hash.hex()}"}
 
 
-def load_video_codecs(name: str = DEFAULT_VIDEO_MODEL, *, device: str = "cpu") -> VideoCodecs:
-    if name not in VIDEO_MODELS:
-        raise FileNotFoundError(f"unknown video model '{name}' (shipped: {', '.join(sorted(VIDEO_MODELS))})")
-    image = ImageCodec.from_name(VIDEO_MODELS[name], device=device)
-    return VideoCodecs(name=name, image=image, pframes=PFrameCoder(residual=image.latents))
+def load_video_codecs(name: str | None = None, *, device: str = "cpu") -> VideoCodecs:
+    name = name or default_video_model()
+    image = ImageCodec.from_name(DEFAULT_IMAGE_MODEL, device=device)
+    if name == BASELINE_MODEL:
+        return VideoCodecs(name=name, image=image, pframes=PFrameCoder(residual=image.latents))
+    path = WEIGHTS_DIR / f"{name}.safetensors"
+    if not path.exists():
+        raise FileNotFoundError(f"unknown video model '{name}' (shipped: {', '.join(available_video_models())})")
+    loaded = load_video_weights(path, device=device)
+    m = loaded.model
+    pframes = PFrameCoder(
+        residual=LatentCodec(m.residual, loaded.tables["residual"]),
+        motion=LatentCodec(m.motion, loaded.tables["motion"]),
+        flow_net=m.flow, mc=m.mc,
+    )
+    return VideoCodecs(name=name, image=image, pframes=pframes, weights_hash=loaded.weights_hash.hex())

@@ -1,0 +1,137 @@
+"""Stage-wise training of the P-frame model.
+
+- stage "flow": the flow network alone, supervised by the exact flow of synthetic motion
+  (end-point error).
+- stage "joint": everything, rate-distortion loss lambda(q) * 255^2 * MSE + bits per pixel,
+  with the reference frame coded by the (frozen) image model at the same quality, so the
+  P-frame model learns to predict from decoded frames. Half the pairs are synthetic motion,
+  half real clips.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from tngvideo.image.model import TNGImageModel
+from tngvideo.train.data import list_images
+from tngvideo.train.loop import TrainState, lr_at
+from tngvideo.train.video_data import ClipPairs, SyntheticMotion
+from tngvideo.video.model import PFrameModel
+from tngvideo.video.weights import save_video_weights
+
+STAGES = ("flow", "joint")
+
+
+@dataclass
+class VideoTrainConfig:
+    stage: str = "flow"
+    photos: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
+    clips: list[str] = field(default_factory=lambda: ["../shared/data/video/train"])
+    crop: int = 128
+    batch: int = 8
+    synthetic_fraction: float = 0.5  # joint stage: share of synthetic-motion batches
+    peak_lr: float = 5e-4
+    min_lr_fraction: float = 0.05
+    warmup_steps: int = 200
+    total_steps: int = 20000
+    schedule_by: str = "steps"
+    grad_clip: float = 1.0
+    amp: bool = True
+    seed: int = 0
+    save_every: int = 500
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "VideoTrainConfig":
+        unknown = set(d) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown training options: {sorted(unknown)}")
+        cfg = cls(**d)
+        if cfg.stage not in STAGES:
+            raise ValueError(f"stage must be one of {STAGES}")
+        return cfg
+
+
+def endpoint_error(pred: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
+    return torch.linalg.vector_norm(pred - flow, dim=1).mean()
+
+
+def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGImageModel, state: TrainState,
+                out: Path, name: str, minutes: float, device: torch.device, log_path: Path,
+                stop_file: Path | None = None) -> TrainState:
+    torch.manual_seed(cfg.seed + state.steps)
+    synthetic = SyntheticMotion(list_images(cfg.photos), crop=cfg.crop, seed=cfg.seed + state.steps)
+    clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage == "joint" else None
+    model.to(device).train()
+    image_model.to(device).eval()
+    for p in image_model.parameters():
+        p.requires_grad_(False)
+    params = list(model.flow.parameters()) if cfg.stage == "flow" else list(model.parameters())
+    opt = torch.optim.Adam(params, lr=cfg.peak_lr)
+    stopping = {"flag": False}
+    old = signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
+    start, run_step = time.time(), 0
+    wall_before = state.wall_seconds
+    bar = tqdm(desc=f"train-video/{cfg.stage}", unit="step", dynamic_ncols=True, mininterval=5)
+
+    def save():
+        state.wall_seconds = wall_before + time.time() - start
+        save_video_weights(model.cpu(), out, name=name)
+        model.to(device)
+        out.with_suffix(".json").write_text(json.dumps({"training_state": asdict(state), "config": asdict(cfg)}, indent=2) + "\n")
+
+    gen = torch.Generator().manual_seed(cfg.seed + state.steps)
+    try:
+        with log_path.open("a") as log:
+            while time.time() < start + minutes * 60 and not stopping["flag"] and not (stop_file and stop_file.exists()):
+                progress = ((time.time() - start) / (minutes * 60) if cfg.schedule_by == "time"
+                            else state.steps / max(1, cfg.total_steps))
+                lr = lr_at(cfg, progress, run_step)  # type: ignore[arg-type]
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                use_synthetic = cfg.stage == "flow" or torch.rand(1, generator=gen).item() < cfg.synthetic_fraction
+                cur, ref, flow = (synthetic if use_synthetic else clips).batch(cfg.batch)
+                cur, ref = cur.to(device), ref.to(device)
+                rec = {"step": state.steps + 1, "lr": lr}
+                if cfg.stage == "flow":
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                        pred = model.flow(cur, ref)
+                    loss = endpoint_error(pred.float(), flow.to(device))
+                    rec["epe"] = float(loss)
+                else:
+                    q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (image_model.config.max_quality - 1)
+                    with torch.no_grad():
+                        ref_hat = image_model(ref, q, amp=cfg.amp).x_hat.clamp(0, 1)
+                    res = model(cur, ref_hat, q, amp=cfg.amp)
+                    mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
+                    bpp = (res.bits_motion + res.bits_residual) / (cur.shape[2] * cur.shape[3])
+                    loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
+                    rec.update(loss=float(loss), bpp=float(bpp.mean()),
+                               psnr=float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
+                               motion_bpp=float((res.bits_motion / (cur.shape[2] * cur.shape[3])).mean()))
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+                opt.step()
+                state.steps += 1
+                state.crops_seen += cfg.batch
+                run_step += 1
+                bar.update(1)
+                if state.steps % 25 == 0:
+                    log.write(json.dumps(rec) + "\n")
+                    log.flush()
+                    bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("step", "lr")})
+                if state.steps % cfg.save_every == 0:
+                    save()
+    finally:
+        bar.close()
+        signal.signal(signal.SIGTERM, old)
+        state.runs += 1
+        save()
+    return state

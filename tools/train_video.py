@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Train the P-frame model stage by stage (see tngvideo/train/video_loop.py).
+
+    python tools/train_video.py --stage flow --minutes 30      # flow pretraining, synthetic motion
+    python tools/train_video.py --stage joint --minutes 60     # rate-distortion, all components
+
+Starts from --init (video weights; 'none' = a new model whose residual coder copies the image
+model), writes weights with entropy tables to --out. Stop early with SIGTERM or --stop-file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
+from tngvideo.image.weights import load_weights  # noqa: E402
+from tngvideo.train.loop import TrainState  # noqa: E402
+from tngvideo.train.video_loop import VideoTrainConfig, train_video  # noqa: E402
+from tngvideo.video.model import PFrameModel  # noqa: E402
+from tngvideo.video.weights import load_video_weights  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--config", default=str(ROOT / "configs/video_default.yaml"))
+    ap.add_argument("--stage", choices=("flow", "joint"), default=None, help="overrides the config")
+    ap.add_argument("--init", default="runs/video/latest.safetensors")
+    ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
+    ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
+    ap.add_argument("--name", default="tng-video-1")
+    ap.add_argument("--minutes", type=float, default=30.0)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--stop-file", default=None)
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    args = ap.parse_args()
+
+    raw = yaml.safe_load(Path(args.config).read_text()) or {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        raw[key] = yaml.safe_load(value)
+    if args.stage:
+        raw["stage"] = args.stage
+    cfg = VideoTrainConfig.from_dict(raw)
+
+    image_model = load_weights(args.image_weights or weights_path(DEFAULT_MODEL)).model
+    state = TrainState()
+    init = Path(args.init)
+    if args.init.lower() != "none" and init.exists():
+        model = load_video_weights(init).model
+        meta = init.with_suffix(".json")
+        if meta.exists():
+            state = TrainState(**json.loads(meta.read_text())["training_state"])
+        print(f"resuming from {init} at step {state.steps}", file=sys.stderr)
+    else:
+        model = PFrameModel()
+        model.residual.load_state_dict(image_model.state_dict())
+        print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    state = train_video(cfg, model=model, image_model=image_model, state=state, out=out, name=args.name,
+                        minutes=args.minutes, device=torch.device(args.device),
+                        log_path=out.with_suffix(".log.jsonl"),
+                        stop_file=Path(args.stop_file) if args.stop_file else None)
+    print(json.dumps({"steps": state.steps, "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds)}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

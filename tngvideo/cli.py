@@ -141,6 +141,36 @@ def cmd_decode(args) -> int:
     return EXIT_OK
 
 
+def cmd_analyze(args) -> int:
+    from tngvideo.analysis.peers import PEERS
+    from tngvideo.analysis.video_report import analyze, write_outputs
+
+    src = _input(args.input, allow_dir=True)
+    compare = [c for c in (args.compare or "").split(",") if c]
+    unknown = [c for c in compare if c not in PEERS]
+    if unknown:
+        raise CliError(f"unknown codec(s) for --compare: {', '.join(unknown)} (known: {', '.join(PEERS)})", EXIT_USAGE)
+    is_tngv = src.is_file() and src.suffix.lower() == ".tngv"
+    if is_tngv and not args.reference:
+        raise CliError("analysing an existing .tngv needs --reference SOURCE", EXIT_USAGE)
+    reference = _input(args.reference, allow_dir=True) if is_tngv else src
+    out_dir = Path(args.output or (src.with_suffix("").name + "_analysis"))
+    if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
+        raise CliError(f"{out_dir}: not empty (use -y to overwrite)", EXIT_CANNOT_WRITE)
+    qualities = [] if is_tngv else args.quality
+    with _progress(args, None, "analyze") as bar:
+        a = analyze(reference, qualities=qualities, gop=args.gop, compare=compare, max_frames=args.frames,
+                    model=args.model, tngv=src if is_tngv else None, progress=bar.update)
+    write_outputs(a, out_dir)
+    for s in a.summaries:
+        print(f"{s.codec:>9} {s.setting:6g}: {s.frames} frames, {s.kbps:9.1f} kbps, {s.bpp:.4f} bpp, "
+              f"PSNR-RGB {s.psnr_rgb:.2f} dB, PSNR-Y {s.psnr_y:.2f} dB, MS-SSIM {s.ms_ssim:.4f}")
+    for peer, v in a.bd_rate_psnr.items():
+        print(f"BD-rate of tngvideo vs {peer} (PSNR-RGB): {v:+.2f}%")
+    _log(args, f"wrote {out_dir}/report.html, frames.csv, analysis.json and charts")
+    return EXIT_OK
+
+
 def cmd_info(args) -> int:
     src = _input(args.input)
     with src.open("rb") as f:
@@ -274,6 +304,18 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
     vd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     vd.set_defaults(func=cmd_decode)
+
+    an = add(sub, "analyze", help="per-frame rate-distortion analysis (CSV, JSON, charts, HTML)")
+    an.add_argument("input", help="a video to encode, or a .tngv to decode (with --reference)")
+    an.add_argument("-o", "--output", help="output folder (default: INPUT_analysis)")
+    an.add_argument("--quality", type=float, nargs="+", default=[4.0])
+    an.add_argument("--gop", type=int, default=DEFAULT_GOP)
+    an.add_argument("--frames", type=int, default=None, help="analyse only the first N frames")
+    an.add_argument("--compare", default="", help="peer codecs encoded in the same run: x264,x265,svtav1")
+    an.add_argument("--reference", help="the source video when INPUT is a .tngv")
+    an.add_argument("--model", default=None)
+    an.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
+    an.set_defaults(func=cmd_analyze)
 
     d = add(sub, "demo", help="compress and decompress a sample photo, print bpp and PSNR")
     d.add_argument("--quality", type=float, nargs="+", default=[1.0, 3.0, 5.0, 8.0])

@@ -37,3 +37,15 @@ def ms_ssim(a: np.ndarray, b: np.ndarray) -> float:
     ta = torch.from_numpy(np.ascontiguousarray(a)).permute(2, 0, 1)[None].double()
     tb = torch.from_numpy(np.ascontiguousarray(b)).permute(2, 0, 1)[None].double()
     return float(_ms_ssim(ta, tb, data_range=255.0, size_average=True))
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """Full-range BT.601 luma (Y = 0.299 R + 0.587 G + 0.114 B) as float64."""
+    a = rgb.astype(np.float64)
+    return 0.299 * a[..., 0] + 0.587 * a[..., 1] + 0.114 * a[..., 2]
+
+
+def psnr_y(a: np.ndarray, b: np.ndarray) -> float:
+    d = luma(a) - luma(b)
+    m = float(np.mean(d * d))
+    return float("inf") if m == 0 else 10.0 * math.log10(255.0**2 / m)

@@ -1,0 +1,334 @@
+"""Per-frame rate-distortion analysis of tngvideo (and classic codecs for comparison).
+
+Metrics: PSNR-RGB and PSNR-Y (BT.601 luma) computed here with NumPy, MS-SSIM from
+pytorch-msssim (NaN for frames under 161 pixels on a side), BD-rate with PCHIP
+(`tngvideo.analysis.bdrate`).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import io
+import json
+import math
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tngvideo.analysis.bdrate import bd_rate
+from tngvideo.analysis.metrics import ms_ssim, psnr, psnr_y
+from tngvideo.analysis.peers import PEERS, run_peer
+from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
+from tngvideo.bitstream.packet import unpack_packet
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image.latent_codec import DecodeError
+from tngvideo.media import VideoFrame, probe_video, read_video
+from tngvideo.video.codec import VideoDecoder, VideoEncoder
+from tngvideo.video.registry import VideoCodecs, load_video_codecs
+
+COMPONENTS = ("intra", "motion", "residual", "header")
+
+
+@dataclass
+class FrameRow:
+    codec: str
+    setting: float
+    index: int
+    pts: int
+    time_s: float
+    type: str
+    bytes: int
+    bits_intra: int
+    bits_motion: int
+    bits_residual: int
+    bits_header: int
+    bpp: float
+    psnr_rgb: float
+    psnr_y: float
+    ms_ssim: float
+    estimated_bits: float | None
+    actual_bits: int | None
+    encode_ms: float | None
+    decode_ms: float | None
+
+
+@dataclass
+class Summary:
+    codec: str
+    setting: float
+    frames: int
+    file_bytes: int
+    kbps: float
+    bpp: float
+    psnr_rgb: float
+    psnr_y: float
+    ms_ssim: float
+    encode_fps: float
+    decode_fps: float
+
+
+@dataclass
+class Analysis:
+    source: str
+    width: int
+    height: int
+    rows: list[FrameRow] = field(default_factory=list)
+    summaries: list[Summary] = field(default_factory=list)
+    bd_rate_psnr: dict[str, float] = field(default_factory=dict)  # tngvideo vs each peer
+
+
+def _metrics(ref: np.ndarray, dec: np.ndarray, with_msssim: bool) -> tuple[float, float, float]:
+    return psnr(ref, dec), psnr_y(ref, dec), ms_ssim(ref, dec) if with_msssim else float("nan")
+
+
+def _finite_mean(values) -> float:
+    v = [x for x in values if not math.isnan(x) and not math.isinf(x)]
+    return float(np.mean(v)) if v else float("nan")
+
+
+def _summary(codec: str, setting: float, rows: list[FrameRow], file_bytes: int, seconds: float,
+             enc_s: float, dec_s: float, pixels: int) -> Summary:
+    n = len(rows)
+    return Summary(codec, setting, n, file_bytes, file_bytes * 8 / 1000 / max(seconds, 1e-9),
+                   file_bytes * 8 / (pixels * n), _finite_mean(r.psnr_rgb for r in rows),
+                   _finite_mean(r.psnr_y for r in rows), _finite_mean(r.ms_ssim for r in rows),
+                   n / max(enc_s, 1e-9) if enc_s else float("nan"), n / max(dec_s, 1e-9))
+
+
+def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs, setting: float,
+                    enc_ms: list[float] | None, est: list[float] | None, with_msssim: bool,
+                    progress: Callable[[int], None] | None) -> tuple[list[FrameRow], float, SequenceHeader]:
+    rows: list[FrameRow] = []
+    with TngvReader(path) as r:
+        h = r.header
+        if h.models != codecs.model_ids():
+            raise DecodeError(f"file was made with models {h.models}, this decoder has {codecs.model_ids()}")
+        if h.width != reference[0].rgb.shape[1] or h.height != reference[0].rgb.shape[0]:
+            raise DecodeError("reference video size differs from the coded video")
+        dec = VideoDecoder(codecs.image, codecs.pframes, width=h.width, height=h.height)
+        total_dec = 0.0
+        tb = h.tb
+        for n, pk in enumerate(r.packets()):
+            if n >= len(reference):
+                break
+            t0 = time.perf_counter()
+            try:
+                p, rgb = dec.decode(pk.data)
+            except DecodeError as exc:
+                raise DecodeError(f"frame {n}: {exc}") from None
+            dt = time.perf_counter() - t0
+            total_dec += dt
+            unit_bits = [8 * (len(u.hyper) + len(u.latent)) for u in p.units]
+            bits = dict(zip(("intra",) if p.frame_type == 0 else ("motion", "residual"), unit_bits))
+            hdr = 8 * (len(pk.data) - sum(unit_bits) // 8)
+            ps, py, ss = _metrics(reference[n].rgb, rgb, with_msssim)
+            rows.append(FrameRow(
+                "tngvideo", setting, n, pk.pts, float((pk.pts - h.start_pts) * tb), "IP"[p.frame_type], len(pk.data),
+                bits.get("intra", 0), bits.get("motion", 0), bits.get("residual", 0), hdr,
+                len(pk.data) * 8 / (h.width * h.height), ps, py, ss,
+                est[n] if est else None, sum(unit_bits) if est else None,
+                enc_ms[n] if enc_ms else None, dt * 1000,
+            ))
+            if progress:
+                progress(1)
+    return rows, total_dec, h
+
+
+def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[str] = (), max_frames: int | None = None,
+            model: str | None = None, tngv: str | Path | None = None, with_msssim: bool = True,
+            progress: Callable[[int], None] | None = None) -> Analysis:
+    """Encode `src` at each quality (or, with `tngv`, only decode that file against `src`)."""
+    info = probe_video(src)
+    reference = list(read_video(src, max_frames=max_frames))
+    if not reference:
+        raise DecodeError("the input has no video frames")
+    pixels = info.width * info.height
+    seconds = float((reference[-1].pts - reference[0].pts + reference[-1].duration) * info.time_base)
+    out = Analysis(str(src), info.width, info.height)
+    with tempfile.TemporaryDirectory() as tmp:
+        if tngv is not None:
+            with TngvReader(tngv) as r:
+                name = str(r.header.models.get("video", "")).split(":")[0]
+            codecs = load_video_codecs(name or None)
+            rows, dec_s, h = _rows_from_tngv(Path(tngv), reference, codecs, float("nan"), None, None, with_msssim, progress)
+            out.rows += rows
+            out.summaries.append(_summary("tngvideo", float("nan"), rows, Path(tngv).stat().st_size, seconds, 0.0, dec_s, pixels))
+        else:
+            codecs = load_video_codecs(model)
+            for q in qualities:
+                enc = VideoEncoder(codecs.image, codecs.pframes, width=info.width, height=info.height, quality=q, gop=gop)
+                packets, enc_ms, est, types = [], [], [], []
+                for f in reference:
+                    t0 = time.perf_counter()
+                    e = enc.encode(f.rgb)
+                    enc_ms.append((time.perf_counter() - t0) * 1000)
+                    est.append(e.stats.estimated_bits)
+                    packets.append((e.packet, f.pts, f.duration))
+                    types.append(e.stats)
+                header = SequenceHeader(
+                    width=info.width, height=info.height, time_base=(info.time_base.numerator, info.time_base.denominator),
+                    frame_rate=(info.frame_rate.numerator, info.frame_rate.denominator), gop=gop,
+                    frame_count=len(packets), iframes=[s.index for s in types if s.frame_type == 0],
+                    iframe_pts=[packets[s.index][1] for s in types if s.frame_type == 0],
+                    models=codecs.model_ids(), start_pts=reference[0].pts,
+                )
+                path = Path(tmp) / f"q{q}.tngv"
+                write_tngv(str(path), header, packets)
+                rows, dec_s, _ = _rows_from_tngv(path, reference, codecs, q, enc_ms, est, with_msssim, progress)
+                out.rows += rows
+                out.summaries.append(_summary("tngvideo", q, rows, path.stat().st_size, seconds, sum(enc_ms) / 1000,
+                                              dec_s, pixels))
+        frames = [f.rgb for f in reference]
+        rate = info.frame_rate or 25
+        for peer in compare:
+            for setting in PEERS[peer][3]:
+                run = run_peer(peer, frames, setting, rate=rate)
+                rows = []
+                for n, (f, dec, nbytes) in enumerate(zip(reference, run.decoded, run.frame_bytes)):
+                    ref_rgb = f.rgb[: dec.shape[0], : dec.shape[1]]
+                    ps, py, ss = _metrics(ref_rgb, dec, with_msssim)
+                    rows.append(FrameRow(peer, setting, n, f.pts, float((f.pts - reference[0].pts) * info.time_base), "",
+                                         nbytes, 0, 0, 0, 0, nbytes * 8 / pixels, ps, py, ss, None, None, None, None))
+                out.rows += rows
+                out.summaries.append(_summary(peer, setting, rows, run.file_bytes, seconds, run.encode_seconds,
+                                              run.decode_seconds, pixels))
+                if progress:
+                    progress(len(frames))
+    tng = [s for s in out.summaries if s.codec == "tngvideo"]
+    for peer in compare:
+        pts = [s for s in out.summaries if s.codec == peer]
+        if len(tng) >= 2:
+            out.bd_rate_psnr[peer] = bd_rate([s.kbps for s in pts], [s.psnr_rgb for s in pts],
+                                             [s.kbps for s in tng], [s.psnr_rgb for s in tng])
+    return out
+
+
+# -- outputs ----------------------------------------------------------------------------------
+
+def write_csv(analysis: Analysis, path: Path) -> None:
+    buf = io.StringIO()
+    names = list(FrameRow.__dataclass_fields__)
+    w = csv.DictWriter(buf, fieldnames=names, lineterminator="\n")
+    w.writeheader()
+    for r in analysis.rows:
+        w.writerow({k: ("" if v is None else v) for k, v in asdict(r).items()})
+    atomic_write_bytes(path, buf.getvalue().encode())
+
+
+def to_json(analysis: Analysis) -> dict:
+    def clean(v):
+        return None if isinstance(v, float) and (math.isnan(v) or math.isinf(v)) else v
+
+    return {
+        "source": analysis.source, "width": analysis.width, "height": analysis.height,
+        "summaries": [{k: clean(v) for k, v in asdict(s).items()} for s in analysis.summaries],
+        "bd_rate_psnr_rgb": {k: clean(v) for k, v in analysis.bd_rate_psnr.items()},
+        "frames": [{k: clean(v) for k, v in asdict(r).items()} for r in analysis.rows],
+    }
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
+    return buf.getvalue()
+
+
+def charts(analysis: Analysis) -> dict[str, bytes]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    tng = [r for r in analysis.rows if r.codec == "tngvideo"]
+    settings = sorted({r.setting for r in tng}, key=lambda s: (math.isnan(s), s))
+    if tng:
+        fig, axes = plt.subplots(len(settings), 1, figsize=(10, 2.6 * len(settings)), squeeze=False)
+        for ax, s in zip(axes[:, 0], settings):
+            rows = [r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))]
+            x = [r.index for r in rows]
+            bottom = np.zeros(len(rows))
+            for comp in COMPONENTS:
+                v = np.array([getattr(r, f"bits_{comp}") for r in rows], dtype=float) / 8000
+                ax.bar(x, v, bottom=bottom, label=comp, width=0.85)
+                bottom += v
+            for r in rows:
+                if r.type == "I":
+                    ax.axvline(r.index, color="k", lw=0.6, ls=":")
+            ax.set_ylabel("kB")
+            ax.set_title(f"tngvideo quality {s:g}: bytes per frame by component (dotted: I-frames)", fontsize=9)
+            ax.legend(fontsize=7, ncol=4)
+        axes[-1, 0].set_xlabel("frame")
+        fig.tight_layout()
+        out["bits_per_frame.png"] = _png(fig)
+        plt.close(fig)
+        fig, ax = plt.subplots(figsize=(10, 3.6))
+        for s in settings:
+            rows = [r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))]
+            ax.plot([r.index for r in rows], [r.psnr_rgb for r in rows], marker=".", label=f"quality {s:g}")
+        ax.set_xlabel("frame")
+        ax.set_ylabel("PSNR-RGB (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        out["psnr_per_frame.png"] = _png(fig)
+        plt.close(fig)
+    if len({s.codec for s in analysis.summaries}) > 1 or len(analysis.summaries) > 1:
+        fig, ax = plt.subplots(figsize=(7, 4.8))
+        for codec in dict.fromkeys(s.codec for s in analysis.summaries):
+            pts = sorted((s for s in analysis.summaries if s.codec == codec), key=lambda s: s.kbps)
+            label = codec + (f" (tngvideo BD-rate {analysis.bd_rate_psnr[codec]:+.1f}%)" if codec in analysis.bd_rate_psnr else "")
+            ax.plot([s.kbps for s in pts], [s.psnr_rgb for s in pts], marker="o", label=label)
+        ax.set_xlabel("kbps (whole files)")
+        ax.set_ylabel("PSNR-RGB (dB)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        out["rd.png"] = _png(fig)
+        plt.close(fig)
+    return out
+
+
+def _table(headers: list[str], rows: list[list]) -> str:
+    def cell(v):
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.4g}"
+        return html.escape(str(v))
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    body = "".join("<tr>" + "".join(f"<td>{cell(v)}</td>" for v in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def html_report(analysis: Analysis, images: dict[str, bytes]) -> str:
+    summ = _table(list(Summary.__dataclass_fields__), [list(asdict(s).values()) for s in analysis.summaries])
+    bd = _table(["peer", "tngvideo BD-rate (PSNR-RGB)"], [[k, f"{v:+.2f}%"] for k, v in analysis.bd_rate_psnr.items()])
+    frames = _table(list(FrameRow.__dataclass_fields__), [list(asdict(r).values()) for r in analysis.rows])
+    imgs = "".join(f'<h2>{html.escape(n)}</h2><img src="data:image/png;base64,{base64.b64encode(b).decode()}">'
+                   for n, b in images.items())
+    style = ("body{font-family:sans-serif;margin:2em}table{border-collapse:collapse;font-size:12px}"
+             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>tngvideo analysis</title><style>{style}</style>"
+            f"</head><body><h1>Rate-distortion analysis: {html.escape(analysis.source)} "
+            f"({analysis.width}x{analysis.height})</h1><h2>Summary</h2>{summ}"
+            f"{'<h2>BD-rate</h2>' + bd if analysis.bd_rate_psnr else ''}{imgs}<h2>Per frame</h2>{frames}</body></html>")
+
+
+def write_outputs(analysis: Analysis, out_dir: Path) -> list[Path]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = [out_dir / "frames.csv", out_dir / "analysis.json"]
+    write_csv(analysis, written[0])
+    atomic_write_bytes(written[1], (json.dumps(to_json(analysis), indent=1) + "\n").encode())
+    images = charts(analysis)
+    for name, data in images.items():
+        atomic_write_bytes(out_dir / name, data)
+        written.append(out_dir / name)
+    atomic_write_bytes(out_dir / "report.html", html_report(analysis, images).encode())
+    written.append(out_dir / "report.html")
+    return written

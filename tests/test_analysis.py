@@ -27,6 +27,27 @@ def test_bd_rate_without_overlap_is_nan():
     assert math.isnan(bd_rate(RATES, PSNRS, RATES, [p + 20 for p in PSNRS]))
 
 
+# Published curve pairs with the values of the JCT-VC/JVET common-test-conditions PCHIP
+# BD-rate (the Excel sheet of JCTVC-L1100 / JVET-T2010), as reproduced by the FAU-LMS
+# `bjontegaard` package 1.3.0 (method="pchip"), which matches that sheet to 10 decimals.
+# Pair 1: x265 presets measured with ffmpeg (the package's README example).
+# Pair 2: "Sample 3" of the widely copied VCEG-M33 reference script.
+PUBLISHED = [
+    (([9487.76, 4593.60, 2486.44, 1358.24], [40.037, 38.615, 36.845, 34.851]),
+     ([9787.80, 4469.00, 2451.52, 1356.24], [40.121, 38.651, 36.970, 34.987]),
+     -4.417485350589045, 0.11969278542479489),
+    (([686.76, 309.58, 157.11, 85.95], [40.28, 37.18, 34.24, 31.42]),
+     ([893.34, 407.8, 204.93, 112.75], [40.39, 37.21, 34.17, 31.24]),
+     31.379878202397627, -1.1834724046224592),
+]
+
+
+@pytest.mark.parametrize("anchor,test,rate,dpsnr", PUBLISHED)
+def test_bd_metrics_match_the_published_pchip_values(anchor, test, rate, dpsnr):
+    assert bd_rate(*anchor, *test) == pytest.approx(rate, abs=1e-9)
+    assert bd_psnr(*anchor, *test) == pytest.approx(dpsnr, abs=1e-9)
+
+
 def test_psnr_matches_hand_computation():
     a = np.zeros((4, 4, 3), np.uint8)
     b = a.copy()

@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
@@ -20,6 +20,54 @@ from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 
 DEFAULT_GOP = 16
+
+
+@dataclass
+class EncodedSequence:
+    """A coded frame sequence in memory: what one `.tngv` file holds, before it is written."""
+
+    header: SequenceHeader
+    packets: list[tuple[bytes, int, int]]  # (packet, pts, duration)
+    stats: list[FrameStats]
+    psnr: list[float]
+    encode_ms: list[float]
+
+    @property
+    def duration_ticks(self) -> int:
+        return self.packets[-1][1] - self.packets[0][1] + self.packets[-1][2]
+
+    def write(self, dst: str | Path, *, audio_source: str | Path | None = None) -> list[str]:
+        """Write atomically as a `.tngv` file; returns warnings about streams not copied."""
+        with atomic_output(dst) as tmp:
+            return write_tngv(str(tmp), self.header, self.packets, audio_source=audio_source)
+
+
+def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width: int, height: int,
+                    time_base: Fraction, frame_rate: Fraction, quality: float, gop: int = DEFAULT_GOP,
+                    colour: dict | None = None, progress: Callable[[int], None] | None = None) -> EncodedSequence:
+    """Encode frames (each starting a new closed-loop sequence at its first frame) in memory."""
+    enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop)
+    packets, stats, psnrs, enc_ms = [], [], [], []
+    for frame in frames:
+        t0 = time.perf_counter()
+        out = enc.encode(frame.rgb)
+        enc_ms.append((time.perf_counter() - t0) * 1000)
+        packets.append((out.packet, frame.pts, frame.duration))
+        stats.append(out.stats)
+        psnrs.append(psnr(frame.rgb, out.reconstruction))
+        if progress:
+            progress(1)
+    if not packets:
+        raise DecodeError("the input has no video frames")
+    header = SequenceHeader(
+        width=width, height=height,
+        time_base=(time_base.numerator, time_base.denominator),
+        frame_rate=(frame_rate.numerator, frame_rate.denominator),
+        gop=gop, frame_count=len(packets), iframes=[s.index for s in stats if s.frame_type == 0],
+        iframe_pts=[packets[s.index][1] for s in stats if s.frame_type == 0],
+        models=codecs.model_ids(), colour=dict(colour or {}), start_pts=packets[0][1],
+    )
+    return EncodedSequence(header, packets, stats, psnrs, enc_ms)
 
 
 @dataclass
@@ -40,36 +88,19 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None) -> EncodeSummary:
     info = probe_video(src)
     codecs = codecs or load_video_codecs(model)
-    enc = VideoEncoder(codecs.image, codecs.pframes, width=info.width, height=info.height, quality=quality, gop=gop)
-    packets, stats, psnrs, pts_list = [], [], [], []
     t0 = time.perf_counter()
-    for frame in read_video(src, max_frames=max_frames):
-        out = enc.encode(frame.rgb)
-        packets.append((out.packet, frame.pts, frame.duration))
-        pts_list.append(frame.pts)
-        stats.append(out.stats)
-        psnrs.append(psnr(frame.rgb, out.reconstruction))
-        if progress:
-            progress(1)
+    seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
+                          time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
+                          colour=info.colour, progress=progress)
     elapsed = time.perf_counter() - t0
-    if not packets:
-        raise DecodeError("the input has no video frames")
-    header = SequenceHeader(
-        width=info.width, height=info.height,
-        time_base=(info.time_base.numerator, info.time_base.denominator),
-        frame_rate=(info.frame_rate.numerator, info.frame_rate.denominator),
-        gop=gop, frame_count=len(packets), iframes=[s.index for s in stats if s.frame_type == 0],
-        iframe_pts=[pts_list[s.index] for s in stats if s.frame_type == 0],
-        models=codecs.model_ids(), colour=info.colour, start_pts=pts_list[0],
-    )
-    with atomic_output(dst) as tmp:
-        warnings = write_tngv(str(tmp), header, packets, audio_source=src if copy_audio and info.audio_streams else None)
+    warnings = seq.write(dst, audio_source=src if copy_audio and info.audio_streams else None)
     size = Path(dst).stat().st_size
-    duration = float((pts_list[-1] - pts_list[0] + packets[-1][2]) * info.time_base)
+    duration = float(seq.duration_ticks * info.time_base)
+    n = len(seq.packets)
     return EncodeSummary(
-        frames=len(packets), bytes=size, duration_seconds=duration,
-        kbps=size * 8 / 1000 / max(duration, 1e-9), mean_psnr=float(np.mean(psnrs)),
-        encode_fps=len(packets) / max(elapsed, 1e-9), frame_stats=stats, frame_psnr=psnrs, warnings=warnings,
+        frames=n, bytes=size, duration_seconds=duration,
+        kbps=size * 8 / 1000 / max(duration, 1e-9), mean_psnr=float(np.mean(seq.psnr)),
+        encode_fps=n / max(elapsed, 1e-9), frame_stats=seq.stats, frame_psnr=seq.psnr, warnings=warnings,
     )
 
 
@@ -133,4 +164,4 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
                        time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
 
 
-__all__ = ["BitstreamError", "DecodeError", "EncodeSummary", "decode_file", "decode_frames", "encode_file"]
+__all__ = ["BitstreamError", "DecodeError", "EncodeSummary", "EncodedSequence", "encode_sequence", "decode_file", "decode_frames", "encode_file"]

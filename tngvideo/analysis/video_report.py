@@ -24,13 +24,13 @@ import numpy as np
 from tngvideo.analysis.bdrate import bd_rate
 from tngvideo.analysis.metrics import ms_ssim, psnr, psnr_y
 from tngvideo.analysis.peers import PEERS, run_peer
-from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
-from tngvideo.bitstream.packet import unpack_packet
+from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
-from tngvideo.video.codec import VideoDecoder, VideoEncoder
+from tngvideo.video.codec import VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
+from tngvideo.videofile import encode_sequence
 
 COMPONENTS = ("intra", "motion", "residual", "header")
 
@@ -162,24 +162,11 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
         else:
             codecs = load_video_codecs(model)
             for q in qualities:
-                enc = VideoEncoder(codecs.image, codecs.pframes, width=info.width, height=info.height, quality=q, gop=gop)
-                packets, enc_ms, est, types = [], [], [], []
-                for f in reference:
-                    t0 = time.perf_counter()
-                    e = enc.encode(f.rgb)
-                    enc_ms.append((time.perf_counter() - t0) * 1000)
-                    est.append(e.stats.estimated_bits)
-                    packets.append((e.packet, f.pts, f.duration))
-                    types.append(e.stats)
-                header = SequenceHeader(
-                    width=info.width, height=info.height, time_base=(info.time_base.numerator, info.time_base.denominator),
-                    frame_rate=(info.frame_rate.numerator, info.frame_rate.denominator), gop=gop,
-                    frame_count=len(packets), iframes=[s.index for s in types if s.frame_type == 0],
-                    iframe_pts=[packets[s.index][1] for s in types if s.frame_type == 0],
-                    models=codecs.model_ids(), start_pts=reference[0].pts,
-                )
+                seq = encode_sequence(reference, codecs, width=info.width, height=info.height,
+                                      time_base=info.time_base, frame_rate=info.frame_rate, quality=q, gop=gop)
+                enc_ms, est = seq.encode_ms, [st.estimated_bits for st in seq.stats]
                 path = Path(tmp) / f"q{q}.tngv"
-                write_tngv(str(path), header, packets)
+                seq.write(path)
                 rows, dec_s, _ = _rows_from_tngv(path, reference, codecs, q, enc_ms, est, with_msssim, progress)
                 out.rows += rows
                 out.summaries.append(_summary("tngvideo", q, rows, path.stat().st_size, seconds, sum(enc_ms) / 1000,

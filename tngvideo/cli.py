@@ -1,4 +1,4 @@
-"""Command line: `tngvideo encode | decode | info | demo | image encode | image decode`.
+"""Command line: `tngvideo encode | decode | segment | analyze | info | demo | image encode | image decode`.
 
 Exit codes: 0 success, 1 internal error, 2 usage error, 3 bad input data,
 4 input not found, 5 output cannot be written.
@@ -124,20 +124,55 @@ def cmd_encode(args) -> int:
 
 def cmd_decode(args) -> int:
     from tngvideo.bitstream.container import TngvReader
+    from tngvideo.streaming.playback import decode_playlist, playlist_frames
     from tngvideo.videofile import decode_file
 
     src = _input(args.input)
-    if args.start < 0 or (args.frames is not None and args.frames < 1):
-        raise CliError("--start must be >= 0 and --frames >= 1", EXIT_USAGE)
+    if args.start < 0 or (args.frames is not None and args.frames < 1) or args.rendition < 0:
+        raise CliError("--start and --rendition must be >= 0 and --frames >= 1", EXIT_USAGE)
     out = Path(args.output) if args.output else src.with_suffix(".mkv")
     if not (out.is_dir() or "%" in out.name):
         _output(out, args.overwrite)
+    if src.suffix.lower() == ".m3u8":  # a master playlist (pick --rendition) or a media playlist
+        _, total, _ = playlist_frames(src, rendition=args.rendition, start=args.start, frames=args.frames)
+        with _progress(args, total, "decode") as bar:
+            n = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
+                                progress=bar.update)
+        _log(args, f"{out}: {n} frames")
+        return EXIT_OK
     with TngvReader(src) as r:
         total = r.header.frame_count
     total = max(0, min(total - args.start, args.frames or total))
     with _progress(args, total, "decode") as bar:
         n = decode_file(src, out, start=args.start, frames=args.frames, progress=bar.update)
     _log(args, f"{out}: {n} frames")
+    return EXIT_OK
+
+
+def cmd_segment(args) -> int:
+    from tngvideo.media import probe_video
+    from tngvideo.streaming.ladder import default_ladder, parse_ladder
+    from tngvideo.streaming.segmenter import segment_video
+
+    src = _input(args.input, allow_dir=True)
+    out_dir = Path(args.output)
+    if out_dir.exists() and (not out_dir.is_dir() or (any(out_dir.iterdir()) and not args.overwrite)):
+        raise CliError(f"{out_dir}: exists and is not an empty folder (use -y to write into it)", EXIT_CANNOT_WRITE)
+    if args.segment_seconds <= 0 or args.gop < 1:
+        raise CliError("--segment-seconds must be positive and --gop at least 1", EXIT_USAGE)
+    info = probe_video(src)
+    ladder = parse_ladder(args.ladder) if args.ladder else default_ladder(info.width, info.height, float(info.frame_rate))
+    total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
+    with _progress(args, total, "segment") as bar:
+        res = segment_video(src, out_dir, ladder, segment_seconds=args.segment_seconds, gop=args.gop,
+                            tolerance=args.tolerance, model=args.model, max_frames=args.frames, progress=bar.update)
+    for w in res.warnings:
+        _log(args, f"tngvideo: warning: {w}")
+    for r in res.renditions:
+        print(f"rendition {r.index}: {r.width}x{r.height}, target {r.target_kbps:g} kbps, {len(r.segments)} segments, "
+              f"average {r.average_kbps:.1f} kbps, peak {r.peak_kbps:.1f} kbps, worst segment "
+              f"{100 * r.worst_rate_error:.1f}% off target")
+    _log(args, f"wrote {res.master}")
     return EXIT_OK
 
 
@@ -298,12 +333,26 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     ve.set_defaults(func=cmd_encode)
     vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")
-    vd.add_argument("input")
+    vd.add_argument("input", help="a .tngv file, a segment, or an HLS playlist (.m3u8) written by `segment`")
     vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png")
     vd.add_argument("--start", type=int, default=0, help="first frame to output")
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
+    vd.add_argument("--rendition", type=int, default=0, help="which rendition of a master playlist (0 = first)")
     vd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     vd.set_defaults(func=cmd_decode)
+
+    sg = add(sub, "segment", help="GOP-aligned segments at a bitrate ladder, with HLS playlists")
+    sg.add_argument("input")
+    sg.add_argument("-o", "--output", required=True, help="output folder (master.m3u8, r0/, r1/, ...)")
+    sg.add_argument("--segment-seconds", type=float, default=2.0, help="segment length in seconds of source time")
+    sg.add_argument("--ladder", default=None,
+                    help="renditions, e.g. 800k,400k@640x360,150k@50%% (default: three rungs sized to the source)")
+    sg.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period inside a segment")
+    sg.add_argument("--tolerance", type=float, default=0.05, help="rate control aim, relative to the target")
+    sg.add_argument("--frames", type=int, default=None, help="segment only the first N frames")
+    sg.add_argument("--model", default=None)
+    sg.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
+    sg.set_defaults(func=cmd_segment)
 
     an = add(sub, "analyze", help="per-frame rate-distortion analysis (CSV, JSON, charts, HTML)")
     an.add_argument("input", help="a video to encode, or a .tngv to decode (with --reference)")
@@ -348,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     from tngvideo.bitstream import BitstreamError
     from tngvideo.image.codec import DecodeError
     from tngvideo.media import MediaError
+    from tngvideo.streaming.playlist import PlaylistError
 
     try:
         if args.threads:
@@ -358,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return exc.code
-    except (BitstreamError, DecodeError, MediaError) as exc:  # bad input data
+    except (BitstreamError, DecodeError, MediaError, PlaylistError) as exc:  # bad input data
         print(f"tngvideo: error: {getattr(args, 'input', '')}: {exc}", file=sys.stderr)
         return EXIT_BAD_DATA
     except ValueError as exc:

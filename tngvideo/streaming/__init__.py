@@ -1,0 +1,1 @@
+"""Streaming output: GOP-aligned segments, a rate-controlled quality ladder, HLS playlists."""

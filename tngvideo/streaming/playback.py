@@ -1,0 +1,61 @@
+"""Decode a rendition of an HLS ladder (or a media playlist) segment by segment."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+from tngvideo.bitstream.container import SequenceHeader, TngvReader
+from tngvideo.image.latent_codec import DecodeError
+from tngvideo.media import VideoFrame, write_video
+from tngvideo.streaming.playlist import segment_files
+from tngvideo.videofile import decode_frames
+
+
+def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0,
+                    frames: int | None = None) -> tuple[SequenceHeader, int, Iterator[VideoFrame]]:
+    """(first segment's header, total frame count, frames [start, start + frames)) of a rendition."""
+    segs = [p for p, _ in segment_files(path, rendition)]
+    headers = []
+    for p in segs:
+        if not p.is_file():
+            raise DecodeError(f"segment {p} is missing")
+        with TngvReader(p) as r:
+            headers.append(r.header)
+    first = headers[0]
+    for p, h in zip(segs, headers):
+        if (h.width, h.height, h.time_base) != (first.width, first.height, first.time_base):
+            raise DecodeError(f"segment {p.name}: size or time base differs from the first segment")
+    total = sum(h.frame_count for h in headers)
+    end = total if frames is None else min(total, start + frames)
+
+    def gen() -> Iterator[VideoFrame]:
+        offset = 0
+        for p, h in zip(segs, headers):
+            lo, hi = max(start - offset, 0), min(end - offset, h.frame_count)
+            if lo < hi:
+                _, it = decode_frames(p, start=lo, frames=hi - lo)
+                try:
+                    yield from it
+                except DecodeError as exc:
+                    raise DecodeError(f"segment {p.name}: {exc}") from None
+            offset += h.frame_count
+            if offset >= end:
+                break
+
+    return first, max(0, end - start), gen()
+
+
+def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, start: int = 0,
+                    frames: int | None = None, progress: Callable[[int], None] | None = None) -> int:
+    header, _, it = playlist_frames(path, rendition=rendition, start=start, frames=frames)
+
+    def counted():
+        for f in it:
+            if progress:
+                progress(1)
+            yield f
+
+    return write_video(dst, counted(), width=header.width, height=header.height,
+                       time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))

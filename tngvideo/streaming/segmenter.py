@@ -1,0 +1,226 @@
+"""Cut a video into GOP-aligned `.tngv` segments at every rung of a bitrate ladder.
+
+Each segment is a complete `.tngv` file whose first frame is an I-frame, so it decodes on its
+own. Segment boundaries follow the source timestamps: segment k starts at the first frame whose
+time (from the first frame) reaches k * segment_seconds. Rate control needs no retraining: the
+continuous quality knob is searched per segment (secant steps on log-bytes, bracketed) until the
+segment's real file bytes are within the tolerance of the rendition's target bitrate.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import cv2
+import numpy as np
+
+from tngvideo.fileio import atomic_output
+from tngvideo.media import VideoFrame, probe_video, read_video
+from tngvideo.streaming.ladder import Rendition
+from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
+from tngvideo.video.registry import VideoCodecs, load_video_codecs
+from tngvideo.videofile import DEFAULT_GOP, EncodedSequence, encode_sequence
+
+DEFAULT_SEGMENT_SECONDS = 2.0
+DEFAULT_TOLERANCE = 0.05  # aim; the promise to users is 10%
+MAX_TRIES = 8
+LOG_BYTES_PER_QUALITY = 0.45  # first guess of d ln(bytes) / d quality, refined by measurement
+
+
+@dataclass
+class SegmentResult:
+    index: int
+    uri: str
+    frames: int
+    start_pts: int
+    duration: float  # seconds, from the source timestamps
+    bytes: int
+    kbps: float
+    quality: float
+    tries: int
+    mean_psnr: float
+
+
+@dataclass
+class RenditionResult:
+    index: int
+    target_kbps: float
+    width: int
+    height: int
+    uri: str
+    segments: list[SegmentResult] = field(default_factory=list)
+
+    @property
+    def duration(self) -> float:
+        return sum(s.duration for s in self.segments)
+
+    @property
+    def average_kbps(self) -> float:
+        return sum(s.bytes for s in self.segments) * 8 / 1000 / max(self.duration, 1e-9)
+
+    @property
+    def peak_kbps(self) -> float:
+        return max(s.kbps for s in self.segments)
+
+    @property
+    def worst_rate_error(self) -> float:
+        """Largest |segment kbps / target - 1| over the segments."""
+        return max(abs(s.kbps / self.target_kbps - 1) for s in self.segments)
+
+
+@dataclass
+class LadderResult:
+    master: Path
+    renditions: list[RenditionResult]
+    warnings: list[str] = field(default_factory=list)
+
+
+def split_segments(frames: Iterable[VideoFrame], time_base: Fraction, seconds: float) -> Iterator[list[VideoFrame]]:
+    """Group frames into segments by source time: a segment starts at the first frame at or after k * seconds."""
+    if seconds <= 0:
+        raise ValueError("segment length must be positive")
+    current: list[VideoFrame] = []
+    first_pts = None
+    seg = -1
+    for f in frames:
+        if first_pts is None:
+            first_pts = f.pts
+        k = math.floor(float((f.pts - first_pts) * time_base) / seconds + 1e-9)
+        if k > seg and current:
+            yield current
+            current = []
+        seg = max(seg, k)
+        current.append(f)
+    if current:
+        yield current
+
+
+def _resize(frames: list[VideoFrame], width: int, height: int) -> list[VideoFrame]:
+    if frames[0].rgb.shape[:2] == (height, width):
+        return frames
+    shrink = width * height < frames[0].rgb.shape[0] * frames[0].rgb.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return [VideoFrame(np.ascontiguousarray(cv2.resize(f.rgb, (width, height), interpolation=interp)), f.pts, f.duration)
+            for f in frames]
+
+
+@dataclass
+class _RateState:
+    quality: float
+    slope: float = LOG_BYTES_PER_QUALITY
+
+
+def _encode_at_rate(frames: list[VideoFrame], codecs: VideoCodecs, dst: Path, *, target_bytes: float,
+                    state: _RateState, tolerance: float, encode: Callable[[float], EncodedSequence]) -> tuple[int, float, int, EncodedSequence]:
+    """Search the quality for `frames` so the written file is within `tolerance` of target_bytes.
+    Returns (bytes, quality, tries, sequence) of the closest try, which is left at `dst`."""
+    qlo, qhi = codecs.image.quality_range
+    below = above = None  # (quality, log error) brackets
+    best = None
+    tried: dict[float, tuple[int, Path, EncodedSequence]] = {}
+    q = min(qhi, max(qlo, state.quality))
+    try:
+        for _ in range(MAX_TRIES):
+            q = round(min(qhi, max(qlo, q)), 4)
+            if q in tried:
+                break
+            seq = encode(q)
+            tmp = dst.with_name(f".{dst.stem}.q{q}.part{dst.suffix}")
+            seq.write(tmp)
+            size = tmp.stat().st_size
+            tried[q] = (size, tmp, seq)
+            err = math.log(size / target_bytes)
+            if best is None or abs(err) < abs(best[1]):
+                best = (q, err)
+            if abs(size / target_bytes - 1) <= tolerance:
+                break
+            if err > 0:
+                above = (q, err) if above is None or q < above[0] else above
+            else:
+                below = (q, err) if below is None or q > below[0] else below
+            if below and above and above[0] != below[0]:
+                state.slope = max(0.05, (above[1] - below[1]) / (above[0] - below[0]))
+                q = below[0] + (0 - below[1]) / state.slope
+                q = min(max(q, min(below[0], above[0]) + 1e-3), max(below[0], above[0]) - 1e-3)
+            else:
+                if (err > 0 and q <= qlo) or (err < 0 and q >= qhi):
+                    break  # the target lies outside what the quality range can reach
+                q = q - err / state.slope
+        qbest = best[0]
+        size, path, seq = tried[qbest]
+        os.replace(path, dst)
+        state.quality = qbest
+        return size, qbest, len(tried), seq
+    finally:
+        for _, path, _ in tried.values():
+            path.unlink(missing_ok=True)
+
+
+def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition], *,
+                  segment_seconds: float = DEFAULT_SEGMENT_SECONDS, gop: int = DEFAULT_GOP,
+                  tolerance: float = DEFAULT_TOLERANCE, model: str | None = None, max_frames: int | None = None,
+                  progress: Callable[[int], None] | None = None) -> LadderResult:
+    """Write `out_dir/master.m3u8`, and per rendition i `out_dir/r{i}/index.m3u8` with its segments."""
+    if not ladder:
+        raise ValueError("the ladder needs at least one rendition")
+    if not 0 < tolerance < 1:
+        raise ValueError("tolerance must be in (0, 1)")
+    info = probe_video(src)
+    codecs = load_video_codecs(model)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    renditions, states = [], []
+    for i, r in enumerate(ladder):
+        w, h = r.size_for(info.width, info.height)
+        sub = out_dir / f"r{i}"
+        if sub.exists():
+            shutil.rmtree(sub)
+        sub.mkdir()
+        renditions.append(RenditionResult(i, r.kbps, w, h, f"r{i}/index.m3u8"))
+        states.append(_RateState(quality=sum(codecs.image.quality_range) / 2))
+    warnings = ["audio is not carried in segments"] if info.audio_streams else []
+    for k, frames in enumerate(split_segments(read_video(src, max_frames=max_frames), info.time_base, segment_seconds)):
+        ticks = frames[-1].pts - frames[0].pts + frames[-1].duration
+        seconds = float(ticks * info.time_base)
+        for rend, state in zip(renditions, states):
+            scaled = _resize(frames, rend.width, rend.height)
+
+            def encode(q: float, scaled=scaled, rend=rend) -> EncodedSequence:
+                return encode_sequence(scaled, codecs, width=rend.width, height=rend.height, time_base=info.time_base,
+                                       frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour)
+
+            uri = f"seg{k:05d}.tngv"
+            size, q, tries, seq = _encode_at_rate(scaled, codecs, out_dir / f"r{rend.index}" / uri,
+                                                  target_bytes=rend.target_kbps * 1000 / 8 * seconds,
+                                                  state=state, tolerance=tolerance, encode=encode)
+            kbps = size * 8 / 1000 / seconds
+            rend.segments.append(SegmentResult(k, uri, len(frames), frames[0].pts, seconds, size, kbps, q, tries,
+                                               float(np.mean(seq.psnr))))
+            if abs(kbps / rend.target_kbps - 1) > 0.10:
+                warnings.append(f"rendition {rend.index} segment {k}: {kbps:.1f} kbps for a {rend.target_kbps:g} kbps "
+                                f"target (quality {q:g} is the closest the model reaches)")
+        if progress:
+            progress(len(frames))
+    if not renditions[0].segments:
+        raise ValueError("the input has no video frames")
+    for rend in renditions:
+        write_media_playlist(out_dir / rend.uri, [PlaylistSegment(s.uri, s.duration) for s in rend.segments])
+    with atomic_output(out_dir / "ladder.json") as tmp:
+        tmp.write_text(json.dumps({
+            "source": str(src), "segment_seconds": segment_seconds, "gop": gop, "models": codecs.model_ids(),
+            "renditions": [{**{k: v for k, v in asdict(r).items() if k != "segments"}, "average_kbps": r.average_kbps,
+                            "peak_kbps": r.peak_kbps, "segments": [asdict(s) for s in r.segments]}
+                           for r in renditions],
+        }, indent=2) + "\n")
+    rate = float(info.frame_rate) if info.frame_rate else 0.0
+    master = out_dir / "master.m3u8"
+    write_master_playlist(master, [VariantEntry(r.uri, math.ceil(r.peak_kbps * 1000), math.ceil(r.average_kbps * 1000),
+                                                r.width, r.height, rate) for r in renditions])
+    return LadderResult(master, renditions, warnings)

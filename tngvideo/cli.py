@@ -136,17 +136,37 @@ def cmd_decode(args) -> int:
     if src.suffix.lower() == ".m3u8":  # a master playlist (pick --rendition) or a media playlist
         _, total, _ = playlist_frames(src, rendition=args.rendition, start=args.start, frames=args.frames)
         with _progress(args, total, "decode") as bar:
-            n = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
-                                progress=bar.update)
-        _log(args, f"{out}: {n} frames")
-        return EXIT_OK
-    with TngvReader(src) as r:
-        total = r.header.frame_count
-    total = max(0, min(total - args.start, args.frames or total))
-    with _progress(args, total, "decode") as bar:
-        n = decode_file(src, out, start=args.start, frames=args.frames, progress=bar.update)
-    _log(args, f"{out}: {n} frames")
+            res = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
+                                  on_error=args.on_error, progress=bar.update)
+    else:
+        with TngvReader(src) as r:
+            total = r.header.frame_count
+        total = max(0, min(total - args.start, args.frames or total))
+        with _progress(args, total, "decode") as bar:
+            res = decode_file(src, out, start=args.start, frames=args.frames, on_error=args.on_error,
+                              progress=bar.update)
+    _log(args, f"{out}: {res.frames} frames")
+    if res.report.damaged:
+        what = []
+        if res.report.concealed:
+            what.append(f"{len(res.report.concealed)} damaged frame(s) concealed: {_ranges(res.report.concealed)}")
+        if res.report.missing:
+            what.append(f"stream truncated, last {res.report.missing} frame(s) missing")
+        print(f"tngvideo: error: {src}: {'; '.join(what)}", file=sys.stderr)
+        return EXIT_BAD_DATA
     return EXIT_OK
+
+
+def _ranges(idx: list[int]) -> str:
+    """[3, 4, 5, 9] -> '3-5, 9'"""
+    out, i = [], 0
+    while i < len(idx):
+        j = i
+        while j + 1 < len(idx) and idx[j + 1] == idx[j] + 1:
+            j += 1
+        out.append(str(idx[i]) if i == j else f"{idx[i]}-{idx[j]}")
+        i = j + 1
+    return ", ".join(out)
 
 
 def cmd_segment(args) -> int:
@@ -338,6 +358,9 @@ def build_parser() -> argparse.ArgumentParser:
     vd.add_argument("--start", type=int, default=0, help="first frame to output")
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
     vd.add_argument("--rendition", type=int, default=0, help="which rendition of a master playlist (0 = first)")
+    vd.add_argument("--on-error", choices=("stop", "conceal"), default="stop",
+                    help="stop at a damaged frame (default), or conceal it by repeating the last good frame "
+                         "until the next I-frame (exits with code 3 and lists the concealed frames)")
     vd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     vd.set_defaults(func=cmd_decode)
 

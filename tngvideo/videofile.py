@@ -109,9 +109,35 @@ def _check_models(header: SequenceHeader, codecs: VideoCodecs) -> None:
         raise DecodeError(f"file was made with models {header.models}, this decoder has {codecs.model_ids()}")
 
 
+@dataclass
+class DecodeReport:
+    """What on_error="conceal" had to do: concealed frame indices, frames missing at the end."""
+
+    concealed: list[int] = field(default_factory=list)
+    missing: int = 0
+
+    @property
+    def damaged(self) -> bool:
+        return bool(self.concealed or self.missing)
+
+
+@dataclass
+class DecodeResult:
+    frames: int
+    report: DecodeReport
+
+
 def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
-                  codecs: VideoCodecs | None = None) -> tuple[SequenceHeader, Iterator[VideoFrame]]:
-    """Decoded frames [start, start + frames): decoding begins at the I-frame at or before `start`."""
+                  codecs: VideoCodecs | None = None, on_error: str = "stop",
+                  report: DecodeReport | None = None) -> tuple[SequenceHeader, Iterator[VideoFrame]]:
+    """Decoded frames [start, start + frames): decoding begins at the I-frame at or before `start`.
+
+    on_error="stop" raises `DecodeError` naming the first bad frame. on_error="conceal" repeats
+    the last good frame (mid-grey before the first) from a damaged frame until the next I-frame
+    that decodes, and records in `report` the concealed frames and how many frames a truncated
+    stream lacks (those are not invented)."""
+    if on_error not in ("stop", "conceal"):
+        raise ValueError("on_error must be 'stop' or 'conceal'")
     reader = TngvReader(src)
     header = reader.header
     try:
@@ -123,9 +149,13 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
     k = max([j for j, i in enumerate(header.iframes) if i <= start], default=None)
     first_i, first_pts = (header.iframes[k], header.iframe_pts[k]) if k is not None else (0, None)
     end = header.frame_count if frames is None else min(header.frame_count, start + frames)
+    iframes = set(header.iframes)
+    report = report if report is not None else DecodeReport()
 
     def gen() -> Iterator[VideoFrame]:
         dec = VideoDecoder(codecs.image, codecs.pframes, width=header.width, height=header.height)
+        last = VideoFrame(np.full((header.height, header.width, 3), 128, np.uint8), header.start_pts, 1)
+        broken = False
         try:
             n = first_i
             for pk in reader.packets(from_pts=first_pts):
@@ -133,17 +163,28 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
                     continue  # the seek landed early
                 if n >= end:
                     break
-                try:
-                    p, rgb = dec.decode(pk.data)
-                except DecodeError as exc:
-                    raise DecodeError(f"frame {n}: {exc}") from None
-                if p.index != n:
-                    raise DecodeError(f"frame {n}: packet out of order (carries index {p.index})")
+                if not broken or n in iframes:
+                    try:
+                        p, rgb = dec.decode(pk.data)
+                        if p.index != n:
+                            raise DecodeError(f"packet out of order (carries index {p.index})")
+                        broken = False
+                    except DecodeError as exc:
+                        if on_error == "stop":
+                            raise DecodeError(f"frame {n}: {exc}") from None
+                        broken = True
+                        dec.reset()
+                if broken:
+                    report.concealed.append(n)
+                    rgb = last.rgb
+                last = VideoFrame(rgb, pk.pts, pk.duration)
                 if n >= start:
-                    yield VideoFrame(rgb, pk.pts, pk.duration)
+                    yield last
                 n += 1
             if n < end:
-                raise DecodeError(f"stream ends after {n} of {header.frame_count} frames")
+                if on_error == "stop":
+                    raise DecodeError(f"stream ends after {n} of {header.frame_count} frames")
+                report.missing = end - max(n, start)
         finally:
             reader.close()
 
@@ -151,8 +192,9 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
 
 
 def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int | None = None,
-                progress: Callable[[int], None] | None = None) -> int:
-    header, it = decode_frames(src, start=start, frames=frames)
+                on_error: str = "stop", progress: Callable[[int], None] | None = None) -> DecodeResult:
+    report = DecodeReport()
+    header, it = decode_frames(src, start=start, frames=frames, on_error=on_error, report=report)
 
     def counted():
         for f in it:
@@ -160,8 +202,10 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
                 progress(1)
             yield f
 
-    return write_video(dst, counted(), width=header.width, height=header.height,
-                       time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
+    n = write_video(dst, counted(), width=header.width, height=header.height,
+                    time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
+    return DecodeResult(n, report)
 
 
-__all__ = ["BitstreamError", "DecodeError", "EncodeSummary", "EncodedSequence", "encode_sequence", "decode_file", "decode_frames", "encode_file"]
+__all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence", "decode_file",
+           "decode_frames", "encode_file", "encode_sequence"]

@@ -16,11 +16,11 @@ from typing import Iterator
 import av
 
 from tngvideo.bitstream.errors import BitstreamError
+from tngvideo.bitstream.tng_file import check_size
 
 FORMAT = "tngv"
 FORMAT_VERSION = 1
 MAX_FRAMES = 10_000_000
-MAX_SIDE = 16384
 MAX_HEADER_BYTES = 1 << 20
 HANDLER = "tngvideo"
 
@@ -68,8 +68,7 @@ class SequenceHeader:
         return h
 
     def validate(self) -> None:
-        if not (1 <= self.width <= MAX_SIDE and 1 <= self.height <= MAX_SIDE):
-            raise BitstreamError(f"frame size {self.width}x{self.height} outside the supported range")
+        check_size(self.width, self.height)
         if not 0 <= self.frame_count <= MAX_FRAMES:
             raise BitstreamError(f"frame count {self.frame_count} outside the supported range")
         if self.time_base[0] <= 0 or self.time_base[1] <= 0 or self.gop < 1:
@@ -137,7 +136,7 @@ class TngvReader:
         try:
             self._c = av.open(source if not isinstance(source, Path) else str(source))
         except (av.FFmpegError, OSError, ValueError) as exc:
-            raise BitstreamError(f"not a .tngv file ({exc.__class__.__name__})") from None
+            raise BitstreamError(f"not a .tngv file, or a truncated or damaged one ({exc.__class__.__name__})") from None
         data = [s for s in self._c.streams.data]
         if not data or "comment" not in self._c.metadata:
             self._c.close()

@@ -29,7 +29,7 @@ from tngvideo.bitstream.errors import BitstreamError
 MAGIC = b"TNGI"
 VERSION = 1
 MAX_SIDE = 16384
-MAX_PIXELS = 1 << 27  # 134 Mpixel: more than 8K UHD
+MAX_PIXELS = 8192 * 4352  # 35.7 Mpixel: 8K UHD and DCI 8K; a decoder never allocates for more
 _FIXED = struct.Struct("<8sIIHIII")
 
 

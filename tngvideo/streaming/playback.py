@@ -10,12 +10,15 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, write_video
 from tngvideo.streaming.playlist import segment_files
-from tngvideo.videofile import decode_frames
+from tngvideo.videofile import DecodeReport, DecodeResult, decode_frames
 
 
-def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0,
-                    frames: int | None = None) -> tuple[SequenceHeader, int, Iterator[VideoFrame]]:
-    """(first segment's header, total frame count, frames [start, start + frames)) of a rendition."""
+def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0, frames: int | None = None,
+                    on_error: str = "stop", report: DecodeReport | None = None,
+                    ) -> tuple[SequenceHeader, int, Iterator[VideoFrame]]:
+    """(first segment's header, total frame count, frames [start, start + frames)) of a rendition.
+    `on_error` and `report` work as in `decode_frames`, with indices counted over the rendition."""
+    report = report if report is not None else DecodeReport()
     segs = [p for p, _ in segment_files(path, rendition)]
     headers = []
     for p in segs:
@@ -35,11 +38,14 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0,
         for p, h in zip(segs, headers):
             lo, hi = max(start - offset, 0), min(end - offset, h.frame_count)
             if lo < hi:
-                _, it = decode_frames(p, start=lo, frames=hi - lo)
+                local = DecodeReport()
+                _, it = decode_frames(p, start=lo, frames=hi - lo, on_error=on_error, report=local)
                 try:
                     yield from it
                 except DecodeError as exc:
                     raise DecodeError(f"segment {p.name}: {exc}") from None
+                report.concealed.extend(offset + i for i in local.concealed)
+                report.missing += local.missing
             offset += h.frame_count
             if offset >= end:
                 break
@@ -48,8 +54,11 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0,
 
 
 def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, start: int = 0,
-                    frames: int | None = None, progress: Callable[[int], None] | None = None) -> int:
-    header, _, it = playlist_frames(path, rendition=rendition, start=start, frames=frames)
+                    frames: int | None = None, on_error: str = "stop",
+                    progress: Callable[[int], None] | None = None) -> DecodeResult:
+    report = DecodeReport()
+    header, _, it = playlist_frames(path, rendition=rendition, start=start, frames=frames, on_error=on_error,
+                                    report=report)
 
     def counted():
         for f in it:
@@ -57,5 +66,6 @@ def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, st
                 progress(1)
             yield f
 
-    return write_video(dst, counted(), width=header.width, height=header.height,
-                       time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
+    n = write_video(dst, counted(), width=header.width, height=header.height,
+                    time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
+    return DecodeResult(n, report)

@@ -1,0 +1,66 @@
+"""Damaged and hostile input: concealment, and a fixed-seed sample of the decoder fuzzer."""
+
+from pathlib import Path
+
+import numpy as np
+
+from conftest import make_clip
+from tngvideo.bitstream.container import TngvReader
+from tngvideo.cli import main
+from tngvideo.fuzzing import BAD, cases, make_seeds, run
+from tngvideo.media import read_video
+from tngvideo.videofile import encode_file
+
+
+def _damage_packet(path: Path, index: int) -> None:
+    data = bytearray(path.read_bytes())
+    with TngvReader(path) as r:
+        pk = [p.data for p in r.packets()][index]
+    at = data.find(pk)
+    data[at + len(pk) // 2] ^= 0x40
+    path.write_bytes(bytes(data))
+
+
+def test_stop_names_the_frame_and_conceal_holds_the_last_good_frame_until_the_next_i_frame(tmp_path, capsys):
+    make_clip(tmp_path / "in.mkv", frames=8, size=(32, 48))
+    encode_file(tmp_path / "in.mkv", tmp_path / "a.tngv", quality=3.0, gop=4)
+    assert main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "good.mkv"), "-q"]) == 0
+    good = list(read_video(tmp_path / "good.mkv"))
+    _damage_packet(tmp_path / "a.tngv", 1)
+    capsys.readouterr()
+
+    assert main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "stop.mkv"), "-q"]) == 3
+    assert "frame 1" in capsys.readouterr().err
+    assert not (tmp_path / "stop.mkv").exists()
+
+    code = main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "c.mkv"), "--on-error", "conceal", "-q"])
+    err = capsys.readouterr().err
+    assert code == 3 and "concealed: 1-3" in err
+    out = list(read_video(tmp_path / "c.mkv"))
+    assert [f.pts for f in out] == [f.pts for f in good]
+    assert np.array_equal(out[0].rgb, good[0].rgb)
+    assert all(np.array_equal(out[i].rgb, good[0].rgb) for i in (1, 2, 3))  # held until the I-frame at 4
+    assert all(np.array_equal(out[i].rgb, good[i].rgb) for i in range(4, 8))
+
+
+def test_a_truncated_file_is_rejected_even_under_conceal(tmp_path, capsys):
+    make_clip(tmp_path / "in.mkv", frames=6, size=(32, 48))
+    encode_file(tmp_path / "in.mkv", tmp_path / "a.tngv", quality=3.0, gop=3)
+    with TngvReader(tmp_path / "a.tngv") as r:
+        last = [p.data for p in r.packets()][-1]
+    data = (tmp_path / "a.tngv").read_bytes()
+    (tmp_path / "a.tngv").write_bytes(data[: data.find(last) + 5])
+    code = main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "c.mkv"), "--on-error", "conceal", "-q"])
+    err = capsys.readouterr().err
+    assert code == 3
+    assert not (tmp_path / "c.mkv").exists()
+    assert err.startswith("tngvideo: error:") and err.count("\n") == 1
+
+
+def test_fuzz_sample_has_no_crash_hang_memory_blowup_or_half_written_output(tmp_path):
+    seeds, donors = make_seeds(tmp_path)
+    rep = run(cases(80, seeds, donors, seed=1), total=80, timeout=60.0)
+    assert rep.cases == 80
+    assert rep.bad == 0, rep.failures
+    assert rep.outcomes["rejected"] > 40  # the mutations really damage the streams
+    assert not any(rep.outcomes[o] for o in BAD)

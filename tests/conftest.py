@@ -44,8 +44,10 @@ def natural_image(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:
 
 
 def make_clip(path, *, frames: int = 6, size: tuple[int, int] = (40, 56), pts: list[int] | None = None,
-              time_base=None, audio: bool = False, seed: int = 0):
-    """A small H.264 (.mp4) or FFV1 (.mkv) clip made with PyAV: moving gradient + noise, optional AAC tone.
+              time_base=None, audio: bool = False, seed: int = 0, rotation: int = 0,
+              colour: dict | None = None, chapters: list[dict] | None = None):
+    """A small H.264 (.mp4) or FFV1 (.mkv) clip made with PyAV: moving gradient + noise, optional AAC
+    tone, optional display rotation, colour description (codec-context enums) and chapters.
 
     Returns the list of RGB frames written (lossless for .mkv)."""
     from fractions import Fraction
@@ -64,6 +66,12 @@ def make_clip(path, *, frames: int = 6, size: tuple[int, int] = (40, 56), pts: l
         v.pix_fmt = "bgr0" if lossless else "yuv420p"
         v.time_base = time_base
         v.codec_context.time_base = time_base
+        for key, value in (colour or {}).items():
+            setattr(v.codec_context, key, value)
+        if rotation:
+            v.set_display_rotation(rotation)
+        if chapters:
+            c.set_chapters(chapters)
         a = None
         if audio:
             a = c.add_stream("aac", rate=8000)

@@ -64,3 +64,36 @@ def test_fuzz_sample_has_no_crash_hang_memory_blowup_or_half_written_output(tmp_
     assert rep.bad == 0, rep.failures
     assert rep.outcomes["rejected"] > 40  # the mutations really damage the streams
     assert not any(rep.outcomes[o] for o in BAD)
+
+
+def test_nothing_lost_rotation_colour_audio_chapters_and_timestamps(tmp_path):
+    import av
+    from fractions import Fraction
+
+    from tngvideo.media import probe_video
+
+    colour = {"color_primaries": 1, "color_trc": 1, "colorspace": 1, "color_range": 2}
+    chapters = [{"id": 1, "start": 0, "end": 3, "time_base": Fraction(1, 10), "metadata": {"title": "One"}},
+                {"id": 2, "start": 3, "end": 6, "time_base": Fraction(1, 10), "metadata": {"title": "Two"}}]
+    pts = [0, 1, 3, 4, 6, 9, 10, 12]  # variable frame rate
+    make_clip(tmp_path / "in.mkv", pts=pts, size=(32, 48), audio=True, rotation=90, colour=colour, chapters=chapters)
+    src_info = probe_video(tmp_path / "in.mkv")
+    assert src_info.rotation == 90 and src_info.colour == colour
+    assert main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "a.tngv"), "-q", "--gop", "4"]) == 0
+    assert main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "out.mkv"), "-q"]) == 0
+    out_info = probe_video(tmp_path / "out.mkv")
+    assert out_info.rotation == 90 and out_info.colour == colour
+    src_frames, out_frames = list(read_video(tmp_path / "in.mkv")), list(read_video(tmp_path / "out.mkv"))
+    assert len(out_frames) == len(pts)
+    assert [float(f.pts * src_info.time_base) for f in src_frames] == [float(f.pts * out_info.time_base) for f in out_frames]
+
+    def audio_packets(path):
+        with av.open(str(path)) as c:
+            return [bytes(p) for p in c.demux(c.streams.audio[0]) if p.size]
+
+    def chapter_titles(path):
+        with av.open(str(path)) as c:
+            return [(float(ch["start"] * ch["time_base"]), ch["metadata"].get("title")) for ch in c.chapters()]
+
+    assert audio_packets(tmp_path / "out.mkv") == audio_packets(tmp_path / "in.mkv")
+    assert chapter_titles(tmp_path / "out.mkv") == chapter_titles(tmp_path / "in.mkv") == [(0.0, "One"), (0.3, "Two")]

@@ -145,6 +145,8 @@ def cmd_decode(args) -> int:
         with _progress(args, total, "decode") as bar:
             res = decode_file(src, out, start=args.start, frames=args.frames, on_error=args.on_error,
                               progress=bar.update)
+    for w in res.warnings:
+        _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {res.frames} frames")
     if res.report.damaged:
         what = []
@@ -267,6 +269,7 @@ def _video_info(src: Path) -> dict:
         "file": str(src), "format": "tngv", "version": h.version, "models": h.models,
         "width": h.width, "height": h.height, "frame_rate": f"{h.frame_rate[0]}/{h.frame_rate[1]}",
         "time_base": f"{h.time_base[0]}/{h.time_base[1]}", "frames": h.frame_count, "packets": n, "gop": h.gop,
+        "rotation": h.rotation, "colour": h.colour,
         "iframes": len(h.iframes), "audio_streams": audio, "bytes": size, "i_frame_bytes": sizes["I"],
         "p_frame_bytes": sizes["P"], "kbps": size * 8 / 1000 / float(seconds) if seconds else 0.0,
         "bpp": size * 8 / (h.width * h.height * max(h.frame_count, 1)),

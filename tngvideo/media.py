@@ -12,6 +12,7 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.fileio import atomic_output
 
 Image.MAX_IMAGE_PIXELS = 1 << 27
@@ -56,6 +57,7 @@ class VideoInfo:
     frames_hint: int  # from the container; 0 when unknown
     colour: dict
     audio_streams: int
+    rotation: int = 0  # display rotation in degrees, from the display matrix
 
 
 @dataclass(frozen=True)
@@ -68,11 +70,25 @@ class VideoFrame:
 def _colour(stream) -> dict:
     cc = stream.codec_context
     out = {}
-    for key in ("color_primaries", "color_trc", "colorspace", "color_range"):
+    for key in COLOUR_KEYS:
         value = getattr(cc, key, None)
-        if value is not None:
-            out[key] = str(getattr(value, "name", value))
+        unspecified = 0 if key == "color_range" else 2
+        if value is not None and int(value) != unspecified:
+            out[key] = int(value)
     return out
+
+
+COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")
+
+
+def _rotation(container, stream) -> int:
+    """Display rotation of the first frame (PyAV applies the stream's display matrix to frames)."""
+    try:
+        for frame in container.decode(stream):
+            return int(round(getattr(frame, "rotation", 0) or 0)) % 360
+    except av.FFmpegError:
+        pass
+    return 0
 
 
 def _open_video(path: str | os.PathLike):
@@ -116,7 +132,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         return VideoInfo(
             width=v.codec_context.width, height=v.codec_context.height, time_base=Fraction(tb),
             frame_rate=Fraction(rate), frames_hint=int(v.frames or 0), colour=_colour(v),
-            audio_streams=len(c.streams.audio),
+            audio_streams=len(c.streams.audio), rotation=_rotation(c, v),
         )
 
 
@@ -155,28 +171,43 @@ VIDEO_OUTPUTS = {
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width: int, height: int,
-                time_base: Fraction, frame_rate: Fraction) -> int:
+                time_base: Fraction, frame_rate: Fraction, colour: dict | None = None, rotation: int = 0,
+                passthrough_source: str | os.PathLike | None = None,
+                trim_passthrough: bool = False) -> tuple[int, list[str]]:
     """Write frames to .mkv (FFV1, lossless RGB) or .mp4 (H.264 for viewing), or to a folder
-    of numbered PNGs when `path` is a directory or contains '%'. Returns the frame count."""
+    of numbered PNGs when `path` is a directory or contains '%'. Colour description and display
+    rotation are tagged; audio, subtitles and chapters of `passthrough_source` are copied (with
+    `trim_passthrough`, only packets that start within the time span of the written frames).
+    Returns (frame count, warnings about what could not be carried)."""
     path = Path(path)
     if path.is_dir() or "%" in path.name:
         pattern = str(path / "frame_%06d.png") if path.is_dir() else str(path)
         n = 0
         for n, f in enumerate(frames, 1):
             write_image(pattern % (n - 1), f.rgb)
-        return n
+        return n, (["audio, subtitles, rotation and colour tags are not carried into image files"]
+                   if passthrough_source or rotation or colour else [])
     if path.suffix.lower() not in VIDEO_OUTPUTS:
         raise MediaError(f"unsupported output type '{path.suffix}' (use .mkv, .mp4 or a PNG pattern)")
     codec, pix_fmt, options = VIDEO_OUTPUTS[path.suffix.lower()]
     n = 0
     with atomic_output(path) as tmp:
-        with av.open(str(tmp), "w", format="matroska" if path.suffix.lower() == ".mkv" else "mp4") as out:
+        fmt = "matroska" if path.suffix.lower() == ".mkv" else "mp4"
+        # keep copied audio at its own timestamps (AAC priming starts before the first frame)
+        with av.open(str(tmp), "w", format=fmt, options={"avoid_negative_ts": "disabled"}) as out:
             s = out.add_stream(codec, rate=frame_rate, options=dict(options))
             if pix_fmt == "yuv420p" and (width % 2 or height % 2):
                 pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the exact size instead
             s.width, s.height, s.pix_fmt = width, height, pix_fmt
             s.time_base = time_base
             s.codec_context.time_base = time_base
+            for key, value in (colour or {}).items():
+                if key in COLOUR_KEYS:
+                    setattr(s.codec_context, key, int(value))
+            if rotation:
+                s.set_display_rotation(rotation)
+            pt = add_passthrough(str(passthrough_source), out) if passthrough_source is not None else None
+            span = None
             for f in frames:
                 vf = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")
                 vf.pts = f.pts
@@ -184,6 +215,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
                 for p in s.encode(vf):
                     out.mux(p)
                 n += 1
+                span = (span[0] if span else f.pts * time_base, (f.pts + max(1, f.duration)) * time_base)
             for p in s.encode(None):
                 out.mux(p)
-    return n
+            if pt is not None:
+                mux_passthrough(pt, out, span if trim_passthrough else None)
+    return n, pt.warnings if pt is not None else []

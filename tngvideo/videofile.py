@@ -36,15 +36,17 @@ class EncodedSequence:
     def duration_ticks(self) -> int:
         return self.packets[-1][1] - self.packets[0][1] + self.packets[-1][2]
 
-    def write(self, dst: str | Path, *, audio_source: str | Path | None = None) -> list[str]:
-        """Write atomically as a `.tngv` file; returns warnings about streams not copied."""
+    def write(self, dst: str | Path, *, passthrough_source: str | Path | None = None) -> list[str]:
+        """Write atomically as a `.tngv` file, with the audio, subtitles and chapters of
+        `passthrough_source`; returns warnings about what could not be carried."""
         with atomic_output(dst) as tmp:
-            return write_tngv(str(tmp), self.header, self.packets, audio_source=audio_source)
+            return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source)
 
 
 def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width: int, height: int,
                     time_base: Fraction, frame_rate: Fraction, quality: float, gop: int = DEFAULT_GOP,
-                    colour: dict | None = None, progress: Callable[[int], None] | None = None) -> EncodedSequence:
+                    colour: dict | None = None, rotation: int = 0,
+                    progress: Callable[[int], None] | None = None) -> EncodedSequence:
     """Encode frames (each starting a new closed-loop sequence at its first frame) in memory."""
     enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop)
     packets, stats, psnrs, enc_ms = [], [], [], []
@@ -65,7 +67,7 @@ def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width:
         frame_rate=(frame_rate.numerator, frame_rate.denominator),
         gop=gop, frame_count=len(packets), iframes=[s.index for s in stats if s.frame_type == 0],
         iframe_pts=[packets[s.index][1] for s in stats if s.frame_type == 0],
-        models=codecs.model_ids(), colour=dict(colour or {}), start_pts=packets[0][1],
+        models=codecs.model_ids(), colour=dict(colour or {}), rotation=rotation, start_pts=packets[0][1],
     )
     return EncodedSequence(header, packets, stats, psnrs, enc_ms)
 
@@ -84,16 +86,16 @@ class EncodeSummary:
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
-                model: str | None = None, max_frames: int | None = None, copy_audio: bool = True,
+                model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None) -> EncodeSummary:
     info = probe_video(src)
     codecs = codecs or load_video_codecs(model)
     t0 = time.perf_counter()
     seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
                           time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
-                          colour=info.colour, progress=progress)
+                          colour=info.colour, rotation=info.rotation, progress=progress)
     elapsed = time.perf_counter() - t0
-    warnings = seq.write(dst, audio_source=src if copy_audio and info.audio_streams else None)
+    warnings = seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None)
     size = Path(dst).stat().st_size
     duration = float(seq.duration_ticks * info.time_base)
     n = len(seq.packets)
@@ -125,6 +127,7 @@ class DecodeReport:
 class DecodeResult:
     frames: int
     report: DecodeReport
+    warnings: list[str] = field(default_factory=list)
 
 
 def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
@@ -202,9 +205,11 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
                 progress(1)
             yield f
 
-    n = write_video(dst, counted(), width=header.width, height=header.height,
-                    time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
-    return DecodeResult(n, report)
+    n, warnings = write_video(
+        dst, counted(), width=header.width, height=header.height, time_base=Fraction(*header.time_base),
+        frame_rate=Fraction(*header.frame_rate), colour=header.colour, rotation=header.rotation,
+        passthrough_source=src, trim_passthrough=not (start == 0 and frames is None))
+    return DecodeResult(n, report, warnings)
 
 
 __all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence", "decode_file",

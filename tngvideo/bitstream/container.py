@@ -2,7 +2,7 @@
 
 One data stream (`bin_data`) carries one packet per frame, with pts/duration in the source's
 time base. A JSON sequence header sits in the container's `comment` tag. Audio streams of the
-source can be copied into the same file packet for packet.
+source, its subtitle streams and chapters are copied into the same file packet for packet.
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from typing import Iterator
 import av
 
 from tngvideo.bitstream.errors import BitstreamError
+from tngvideo.bitstream.passthrough import TNGV_HANDLER as HANDLER
+from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.bitstream.tng_file import check_size
 
 FORMAT = "tngv"
 FORMAT_VERSION = 1
 MAX_FRAMES = 10_000_000
 MAX_HEADER_BYTES = 1 << 20
-HANDLER = "tngvideo"
 
 
 @dataclass
@@ -36,7 +37,8 @@ class SequenceHeader:
     iframes: list[int]  # indices of the intra frames
     iframe_pts: list[int]  # their timestamps, for seeking
     models: dict[str, str]  # role -> "name:weights-hash"
-    colour: dict[str, str] = field(default_factory=dict)
+    colour: dict[str, int] = field(default_factory=dict)  # FFmpeg colour enums: primaries, trc, space, range
+    rotation: int = 0  # display rotation in degrees (counter-clockwise), restored on decode
     start_pts: int = 0
     format: str = FORMAT
     version: int = FORMAT_VERSION
@@ -89,28 +91,20 @@ class DemuxedPacket:
 
 
 def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, int]],
-               *, audio_source: str | Path | None = None, fragmented: bool = False) -> list[str]:
-    """Mux (packet bytes, pts, duration) triples. Returns warnings (e.g. audio not copied)."""
+               *, passthrough_source: str | Path | None = None, fragmented: bool = False) -> list[str]:
+    """Mux (packet bytes, pts, duration) triples, plus the audio and subtitle streams and chapters
+    of `passthrough_source`. Returns warnings about what could not be carried."""
     header.validate()
-    warnings: list[str] = []
     opts = {"movflags": "use_metadata_tags"}
     if fragmented:  # for non-seekable outputs
         opts = {"movflags": "empty_moov+delay_moov+default_base_moof+use_metadata_tags", "frag_duration": "1000000"}
     tb = header.tb
-    src = None
     with av.open(target, "w", format="mp4", options=opts) as out:
         out.metadata["comment"] = header.to_json()
         stream = out.add_data_stream("bin_data")
         stream.time_base = tb
         stream.metadata["handler_name"] = HANDLER
-        audio_map = {}
-        if audio_source is not None:
-            src = av.open(str(audio_source))
-            for a in src.streams.audio:
-                try:
-                    audio_map[a.index] = out.add_stream_from_template(a)
-                except (ValueError, av.FFmpegError) as exc:
-                    warnings.append(f"audio stream {a.index} ({a.codec_context.name}) not copied: {exc}")
+        pt = add_passthrough(str(passthrough_source), out) if passthrough_source is not None else None
         for data, pts, duration in packets:
             pk = av.Packet(data)
             pk.pts = pk.dts = pts
@@ -118,15 +112,9 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
             pk.time_base = tb
             pk.stream = stream
             out.mux(pk)
-        if src is not None and audio_map:
-            for p in src.demux([src.streams[i] for i in audio_map]):
-                if p.dts is None:
-                    continue
-                p.stream = audio_map[p.stream.index]
-                out.mux(p)
-    if src is not None:
-        src.close()
-    return warnings
+        if pt is not None:
+            mux_passthrough(pt, out)
+    return pt.warnings if pt is not None else []
 
 
 class TngvReader:

@@ -66,6 +66,7 @@ def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, st
                 progress(1)
             yield f
 
-    n = write_video(dst, counted(), width=header.width, height=header.height,
-                    time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate))
-    return DecodeResult(n, report)
+    n, warnings = write_video(dst, counted(), width=header.width, height=header.height,
+                              time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate),
+                              colour=header.colour, rotation=header.rotation)
+    return DecodeResult(n, report, warnings)

@@ -194,7 +194,8 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
 
             def encode(q: float, scaled=scaled, rend=rend) -> EncodedSequence:
                 return encode_sequence(scaled, codecs, width=rend.width, height=rend.height, time_base=info.time_base,
-                                       frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour)
+                                       frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
+                                       rotation=info.rotation)
 
             uri = f"seg{k:05d}.tngv"
             size, q, tries, seq = _encode_at_rate(scaled, codecs, out_dir / f"r{rend.index}" / uri,

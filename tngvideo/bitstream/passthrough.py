@@ -1,0 +1,69 @@
+"""Streams that tngvideo does not code, carried packet for packet between containers.
+
+Audio and subtitle streams are copied with their codec parameters; chapters are copied; data
+and attachment streams (and any stream the output format refuses) are named in a warning.
+The `.tngv` file's own frame-packet stream is recognised by its handler name and never copied.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+
+import av
+
+TNGV_HANDLER = "tngvideo"
+COPIED_TYPES = ("audio", "subtitle")
+
+
+@dataclass
+class Passthrough:
+    source: av.container.InputContainer
+    mapping: dict[int, av.stream.Stream] = field(default_factory=dict)  # source index -> output stream
+    warnings: list[str] = field(default_factory=list)
+
+
+def _describe(s) -> str:
+    name = getattr(getattr(s, "codec_context", None), "name", None) or s.type
+    return f"{s.type} stream {s.index} ({name})"
+
+
+def add_passthrough(source_path: str, out: av.container.OutputContainer) -> Passthrough:
+    """Open `source_path` and add an output stream for each of its audio and subtitle streams."""
+    src = av.open(str(source_path))
+    pt = Passthrough(src)
+    for s in src.streams:
+        if s.type == "video":
+            continue
+        if s.metadata.get("handler_name") == TNGV_HANDLER:
+            continue
+        if s.type not in COPIED_TYPES:
+            pt.warnings.append(f"{_describe(s)} not copied: {out.format.name} output carries only audio and subtitles")
+            continue
+        try:
+            pt.mapping[s.index] = out.add_stream_from_template(s)
+        except (ValueError, av.FFmpegError) as exc:
+            pt.warnings.append(f"{_describe(s)} not copied: {exc}")
+    chapters = src.chapters()
+    if chapters:
+        try:
+            out.set_chapters(chapters)
+        except (ValueError, av.FFmpegError, AttributeError) as exc:
+            pt.warnings.append(f"{len(chapters)} chapter(s) not copied: {exc}")
+    return pt
+
+
+def mux_passthrough(pt: Passthrough, out: av.container.OutputContainer,
+                    time_range: tuple[Fraction, Fraction] | None = None) -> None:
+    """Copy the mapped streams' packets (only those starting in [t0, t1) seconds, if given)."""
+    if pt.mapping:
+        for p in pt.source.demux([pt.source.streams[i] for i in pt.mapping]):
+            if p.dts is None:
+                continue
+            if time_range is not None and p.pts is not None:
+                t = p.pts * p.time_base
+                if not time_range[0] <= t < time_range[1]:
+                    continue
+            p.stream = pt.mapping[p.stream.index]
+            out.mux(p)
+    pt.source.close()

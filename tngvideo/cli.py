@@ -112,14 +112,46 @@ def cmd_encode(args) -> int:
         raise CliError("--gop must be at least 1", EXIT_USAGE)
     info = probe_video(src)
     total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
+    if args.workers < 1 or (args.chunks is not None and args.chunks < 1):
+        raise CliError("--workers and --chunks must be at least 1", EXIT_USAGE)
     with _progress(args, total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
-                        max_frames=args.frames, progress=bar.update)
+                        max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
+                        ray_address=args.ray_address)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
                f"mean PSNR-RGB {s.mean_psnr:.2f} dB, {s.encode_fps:.2f} fps")
     return EXIT_OK
+
+
+def cmd_batch(args) -> int:
+    from tngvideo.parallel import run_batch
+
+    src = _input(args.input, allow_dir=True)
+    out_dir = Path(args.output)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"{out_dir}: not a folder", EXIT_CANNOT_WRITE)
+    if args.workers < 1:
+        raise CliError("--workers must be at least 1", EXIT_USAGE)
+    from tngvideo.parallel import batch_inputs
+
+    try:
+        total = len(batch_inputs(src))
+    except UnicodeDecodeError:
+        raise CliError(f"{src}: not a folder or a text list of files", EXIT_BAD_DATA) from None
+    with _progress(args, total, "batch") as bar:
+        entries, notes = run_batch(src, out_dir, quality=args.quality, gop=args.gop, model=args.model,
+                                   workers=args.workers, ray_address=args.ray_address, progress=bar.update)
+    for n in notes:
+        _log(args, f"tngvideo: note: {n}")
+    counts = {k: sum(e.status == k for e in entries) for k in ("ok", "skipped", "failed")}
+    for e in entries:
+        if e.status == "failed":
+            print(f"tngvideo: error: {e.input}: {e.error}", file=sys.stderr)
+    _log(args, f"{counts['ok']} encoded, {counts['skipped']} skipped (already done), {counts['failed']} failed; "
+               f"manifest {out_dir / 'manifest.jsonl'}")
+    return EXIT_BAD_DATA if counts["failed"] else EXIT_OK
 
 
 def cmd_decode(args) -> int:
@@ -353,8 +385,22 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
     ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
+    ve.add_argument("--workers", type=int, default=1,
+                    help="encode GOP-aligned chunks in parallel on N workers (Ray if installed, else processes)")
+    ve.add_argument("--chunks", type=int, default=None, help="number of chunks (default: one per worker)")
+    ve.add_argument("--ray-address", default=None, help="use a running Ray cluster (e.g. ray://host:10001)")
     ve.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     ve.set_defaults(func=cmd_encode)
+
+    ba = add(sub, "batch", help="encode a catalog: a folder of videos or a text file listing them")
+    ba.add_argument("input", help="a folder, or a text file with one path per line")
+    ba.add_argument("-o", "--output", required=True, help="output folder (one .tngv per input, manifest.jsonl)")
+    ba.add_argument("--quality", type=float, default=4.0)
+    ba.add_argument("--gop", type=int, default=DEFAULT_GOP)
+    ba.add_argument("--model", default=None)
+    ba.add_argument("--workers", type=int, default=1, help="files encoded at once (Ray if installed, else processes)")
+    ba.add_argument("--ray-address", default=None, help="use a running Ray cluster")
+    ba.set_defaults(func=cmd_batch)
     vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")
     vd.add_argument("input", help="a .tngv file, a segment, or an HLS playlist (.m3u8) written by `segment`")
     vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png")

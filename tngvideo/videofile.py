@@ -43,12 +43,29 @@ class EncodedSequence:
             return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source)
 
 
+def sequence_header(packets: list[tuple[bytes, int, int]], stats: list[FrameStats], codecs: VideoCodecs, *,
+                    width: int, height: int, time_base: Fraction, frame_rate: Fraction, gop: int,
+                    colour: dict | None = None, rotation: int = 0) -> SequenceHeader:
+    if not packets:
+        raise DecodeError("the input has no video frames")
+    intra = [(s.index, p[1]) for p, s in zip(packets, stats) if s.frame_type == 0]
+    return SequenceHeader(
+        width=width, height=height,
+        time_base=(time_base.numerator, time_base.denominator),
+        frame_rate=(frame_rate.numerator, frame_rate.denominator),
+        gop=gop, frame_count=len(packets), iframes=[i for i, _ in intra], iframe_pts=[p for _, p in intra],
+        models=codecs.model_ids(), colour=dict(colour or {}), rotation=rotation, start_pts=packets[0][1],
+    )
+
+
 def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width: int, height: int,
                     time_base: Fraction, frame_rate: Fraction, quality: float, gop: int = DEFAULT_GOP,
-                    colour: dict | None = None, rotation: int = 0,
+                    colour: dict | None = None, rotation: int = 0, first_index: int = 0,
                     progress: Callable[[int], None] | None = None) -> EncodedSequence:
-    """Encode frames (each starting a new closed-loop sequence at its first frame) in memory."""
-    enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop)
+    """Encode frames in memory as one closed-loop sequence (or, with `first_index`, as the chunk
+    of a longer one that starts at that frame, which must be a GOP boundary)."""
+    enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop,
+                       first_index=first_index)
     packets, stats, psnrs, enc_ms = [], [], [], []
     for frame in frames:
         t0 = time.perf_counter()
@@ -59,16 +76,8 @@ def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width:
         psnrs.append(psnr(frame.rgb, out.reconstruction))
         if progress:
             progress(1)
-    if not packets:
-        raise DecodeError("the input has no video frames")
-    header = SequenceHeader(
-        width=width, height=height,
-        time_base=(time_base.numerator, time_base.denominator),
-        frame_rate=(frame_rate.numerator, frame_rate.denominator),
-        gop=gop, frame_count=len(packets), iframes=[s.index for s in stats if s.frame_type == 0],
-        iframe_pts=[packets[s.index][1] for s in stats if s.frame_type == 0],
-        models=codecs.model_ids(), colour=dict(colour or {}), rotation=rotation, start_pts=packets[0][1],
-    )
+    header = sequence_header(packets, stats, codecs, width=width, height=height, time_base=time_base,
+                             frame_rate=frame_rate, gop=gop, colour=colour, rotation=rotation)
     return EncodedSequence(header, packets, stats, psnrs, enc_ms)
 
 
@@ -83,19 +92,31 @@ class EncodeSummary:
     frame_stats: list[FrameStats] = field(default_factory=list)
     frame_psnr: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    chunks: int = 1
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
                 model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
-                progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None) -> EncodeSummary:
+                progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
+                workers: int = 1, chunks: int | None = None, ray_address: str | None = None) -> EncodeSummary:
+    """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
+    boundaries and the chunks are encoded in parallel; the file is the same byte for byte."""
     info = probe_video(src)
-    codecs = codecs or load_video_codecs(model)
     t0 = time.perf_counter()
-    seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
-                          time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
-                          colour=info.colour, rotation=info.rotation, progress=progress)
+    notes, n_chunks = [], 1
+    if workers > 1 or ray_address or (chunks or 1) > 1:
+        from tngvideo.parallel import encode_parallel
+
+        seq, notes, n_chunks = encode_parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames,
+                                               workers=max(1, workers), chunks=chunks, ray_address=ray_address,
+                                               progress=progress)
+    else:
+        codecs = codecs or load_video_codecs(model)
+        seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
+                              time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
+                              colour=info.colour, rotation=info.rotation, progress=progress)
     elapsed = time.perf_counter() - t0
-    warnings = seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None)
+    warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None)
     size = Path(dst).stat().st_size
     duration = float(seq.duration_ticks * info.time_base)
     n = len(seq.packets)
@@ -103,6 +124,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
         frames=n, bytes=size, duration_seconds=duration,
         kbps=size * 8 / 1000 / max(duration, 1e-9), mean_psnr=float(np.mean(seq.psnr)),
         encode_fps=n / max(elapsed, 1e-9), frame_stats=seq.stats, frame_psnr=seq.psnr, warnings=warnings,
+        chunks=n_chunks,
     )
 
 
@@ -213,4 +235,4 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
 
 
 __all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence", "decode_file",
-           "decode_frames", "encode_file", "encode_sequence"]
+           "decode_frames", "encode_file", "encode_sequence", "sequence_header"]

@@ -116,14 +116,18 @@ def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 
 class VideoEncoder:
-    def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int):
+    def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
+                 first_index: int = 0):
+        """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk)."""
         if gop < 1:
             raise ValueError("GOP must be at least 1")
+        if first_index % gop:
+            raise ValueError("a chunk must start at a GOP boundary")
         self.image, self.pframes = image, pframes
         self.width, self.height = width, height
         self.quality = image.check_quality(quality)
         self.gop = gop
-        self.index = 0
+        self.index = first_index
         self._ref: torch.Tensor | None = None
 
     def encode(self, rgb: np.ndarray) -> EncodedFrame:

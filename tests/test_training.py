@@ -36,3 +36,46 @@ def test_unknown_training_options_are_refused():
         TrainConfig.from_dict({"crop": 128, "lr": 1})
     with pytest.raises(ValueError):
         VideoTrainConfig.from_dict({"stage": "everything"})
+
+
+def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
+    import os
+    from pathlib import Path
+
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train.loop import TrainState, train
+
+    os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    torch.manual_seed(rank)  # different initial weights per rank: DDP must broadcast rank 0's
+    model = TNGImageModel(ModelConfig(channels=16, latent_channels=24))
+    cfg = TrainConfig(data=[data], crop=64, batch=4, warmup_steps=1, eval_images=[], save_every=1000, amp=False,
+                      channels_last=False)
+    train(cfg, model=model, state=TrainState(), out=Path(out) / "w.safetensors", name="tiny", minutes=5,
+          device=torch.device("cpu"), log_path=Path(out) / "log.jsonl", max_steps=3)
+    torch.save(model.state_dict(), Path(out) / f"rank{rank}.pt")
+
+
+def test_two_process_ddp_keeps_the_replicas_identical(tmp_path):
+    import socket
+
+    import torch.multiprocessing as tmp
+
+    data = tmp_path / "photos"
+    data.mkdir()
+    for i in range(4):
+        Image.fromarray(natural_image(96, 96, seed=i)).save(data / f"{i}.png")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    tmp.spawn(_ddp_worker, args=(2, port, str(data), str(tmp_path)), nprocs=2, join=True)
+    a, b = torch.load(tmp_path / "rank0.pt"), torch.load(tmp_path / "rank1.pt")
+    assert a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same weights after 3 averaged updates
+    torch.manual_seed(0)
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+
+    init = TNGImageModel(ModelConfig(channels=16, latent_channels=24)).state_dict()
+    assert any(not torch.equal(a[k], init[k]) for k in a)  # and they did train
+    assert (tmp_path / "w.safetensors").exists() and (tmp_path / "log.jsonl").exists()

@@ -2,6 +2,7 @@
 """Train (or resume training) the variable-rate TNG image model.
 
     python tools/train_image.py --config configs/image_default.yaml --minutes 60
+    torchrun --nproc_per_node 2 tools/train_image.py --minutes 60   # data-parallel (gloo / nccl)
 
 Resumes from --init (default: the shipped weights) and its training-state JSON, writes EMA
 weights with entropy tables to --out every `save_every` steps and at the end. Stop early with
@@ -34,6 +35,7 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "runs/image/latest.safetensors"))
     ap.add_argument("--name", default=DEFAULT_MODEL)
     ap.add_argument("--minutes", type=float, default=60.0)
+    ap.add_argument("--steps", type=int, default=None, help="stop after this many steps of this run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--log", default=None)
     ap.add_argument("--stop-file", default=None)
@@ -63,7 +65,7 @@ def main() -> int:
     state = train(
         cfg, model=model, state=state, out=out, name=args.name, minutes=args.minutes,
         device=torch.device(args.device), log_path=log,
-        stop_file=Path(args.stop_file) if args.stop_file else None,
+        stop_file=Path(args.stop_file) if args.stop_file else None, max_steps=args.steps,
     )
     print(json.dumps({"steps": state.steps, "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds)}))
     return 0

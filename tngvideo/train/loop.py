@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import os
 import signal
 import time
 from dataclasses import asdict, dataclass, field
@@ -13,11 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.weights import build_tables, save_weights
 from tngvideo.train.data import CropSampler, list_images
+from tngvideo.train.distributed import any_rank, setup, teardown
 
 
 @dataclass
@@ -108,9 +111,16 @@ def train(
     device: torch.device,
     log_path: Path,
     stop_file: Path | None = None,
+    max_steps: int | None = None,
 ) -> TrainState:
-    torch.manual_seed(cfg.seed + state.steps)
-    sampler = CropSampler(list_images(cfg.data), crop=cfg.crop, seed=cfg.seed + state.steps)
+    """Train until `minutes` pass (or `max_steps` steps of this run, a stop file or SIGTERM).
+    Under torchrun, each process takes batch / world_size crops and gradients are averaged."""
+    info, device = setup(device)
+    if cfg.batch % info.world:
+        raise ValueError(f"batch {cfg.batch} does not split over {info.world} processes")
+    local_batch = cfg.batch // info.world
+    torch.manual_seed(cfg.seed + state.steps)  # identical initial weights and EMA on every rank
+    sampler = CropSampler(list_images(cfg.data), crop=cfg.crop, seed=cfg.seed + state.steps + 7919 * info.rank)
     eval_imgs = [
         _pad64(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0)
         for p in cfg.eval_images
@@ -121,7 +131,9 @@ def train(
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    net = DistributedDataParallel(model) if info.enabled else model  # DDP broadcasts rank 0's weights
     opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
+    qgen = torch.Generator().manual_seed(cfg.seed + state.steps + 104729 * info.rank)
 
     stopping = {"flag": False}
 
@@ -132,19 +144,22 @@ def train(
     start = time.time()
     deadline = start + minutes * 60
     run_step = 0
-    log = log_path.open("a")
-    bar = tqdm(desc="train", unit="step", dynamic_ncols=True, mininterval=5)
+    log = log_path.open("a") if info.main else open(os.devnull, "w")
+    bar = tqdm(desc="train", unit="step", dynamic_ncols=True, mininterval=5, disable=not info.main)
     ema_state = TrainState(**asdict(state))
     wall_before = state.wall_seconds
 
     def save():
+        if not info.main:
+            return
         ema_state.wall_seconds = wall_before + (time.time() - start)
         save_weights(ema.cpu(), out, name=name, tables=build_tables(ema.cpu()))
         ema.to(device)
         out.with_suffix(".json").write_text(json.dumps(train_state_json(cfg, ema_state), indent=2) + "\n")
 
     try:
-        while time.time() < deadline and not stopping["flag"] and not (stop_file and stop_file.exists()):
+        while not any_rank(time.time() >= deadline or stopping["flag"] or bool(stop_file and stop_file.exists())
+                           or (max_steps is not None and run_step >= max_steps), info, device):
             if cfg.schedule_by == "time":
                 progress = (time.time() - start) / (minutes * 60)
             else:
@@ -152,11 +167,11 @@ def train(
             lr = lr_at(cfg, progress, run_step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x = sampler.batch(cfg.batch).to(device)
+            x = sampler.batch(local_batch).to(device)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
-            q = 1.0 + torch.rand(cfg.batch, device=device) * (model.config.max_quality - 1.0)
-            loss, mse, bpp = rd_loss(model, x, q, cfg.amp)
+            q = (1.0 + torch.rand(local_batch, generator=qgen) * (model.config.max_quality - 1.0)).to(device)
+            loss, mse, bpp = rd_loss(net, x, q, cfg.amp)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -176,7 +191,7 @@ def train(
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp.mean()):.3f}", psnr=f"{psnr:.2f}")
-            if eval_imgs and state.steps % cfg.eval_every == 0:
+            if info.main and eval_imgs and state.steps % cfg.eval_every == 0:
                 ev = quick_eval(ema.cpu(), eval_imgs, cfg.eval_qualities)
                 ema.to(device)
                 log.write(json.dumps({"step": state.steps, "eval": ev}) + "\n")
@@ -192,6 +207,7 @@ def train(
         save()
         state.wall_seconds = ema_state.wall_seconds
         log.close()
+        teardown(info)
     return state
 
 

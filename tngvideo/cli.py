@@ -432,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--quality", type=float, nargs="+", default=[4.0])
     an.add_argument("--gop", type=int, default=DEFAULT_GOP)
     an.add_argument("--frames", type=int, default=None, help="analyse only the first N frames")
-    an.add_argument("--compare", default="", help="peer codecs encoded in the same run: x264,x265,svtav1")
+    an.add_argument("--compare", default="", help="peer codecs encoded in the same run: x264,x264-lowdelay,x265,svtav1")
     an.add_argument("--reference", help="the source video when INPUT is a .tngv")
     an.add_argument("--model", default=None)
     an.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")

@@ -16,9 +16,12 @@ import numpy as np
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1: errors only
 
-# name -> (encoder, options per rate point, swept values)
+# name -> (encoder, options ("{gop}" is replaced by tngvideo's intra period), rate knob, swept values)
 PEERS: dict[str, tuple[str, dict[str, str], str, list[int]]] = {
     "x264": ("libx264", {"preset": "medium"}, "crf", [18, 23, 28, 33, 38]),
+    # low-delay P: no B-frames, an I-frame every `gop` frames exactly like tngvideo's
+    "x264-lowdelay": ("libx264", {"preset": "medium", "x264-params": "bframes=0:keyint={gop}:min-keyint={gop}:scenecut=0"},
+                      "crf", [18, 23, 28, 33, 38]),
     "x265": ("libx265", {"preset": "medium", "x265-params": "log-level=error"}, "crf", [20, 25, 30, 35, 40]),
     "svtav1": ("libsvtav1", {"preset": "8"}, "crf", [25, 35, 45, 55, 63]),
 }
@@ -35,10 +38,12 @@ class PeerRun:
     decode_seconds: float
 
 
-def run_peer(name: str, frames: list[np.ndarray], setting: int, *, rate: Fraction = Fraction(25)) -> PeerRun:
+def run_peer(name: str, frames: list[np.ndarray], setting: int, *, rate: Fraction = Fraction(25),
+             gop: int = 16) -> PeerRun:
     if name not in PEERS:
         raise ValueError(f"unknown peer codec '{name}' (known: {', '.join(PEERS)})")
     encoder, options, knob, _ = PEERS[name]
+    options = {k: v.replace("{gop}", str(gop)) for k, v in options.items()}
     h, w = frames[0].shape[:2]
     eh, ew = h - h % 2, w - w % 2  # 4:2:0 needs even sizes; compare on the common area
     with tempfile.TemporaryDirectory() as d:

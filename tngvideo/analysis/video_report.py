@@ -175,7 +175,7 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
         rate = info.frame_rate or 25
         for peer in compare:
             for setting in PEERS[peer][3]:
-                run = run_peer(peer, frames, setting, rate=rate)
+                run = run_peer(peer, frames, setting, rate=rate, gop=gop)
                 rows = []
                 for n, (f, dec, nbytes) in enumerate(zip(reference, run.decoded, run.frame_bytes)):
                     ref_rgb = f.rgb[: dec.shape[0], : dec.shape[1]]

@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Video rate-distortion benchmark on real clips: tngvideo at several qualities vs x264 medium
+(default, with B-frames), x264 medium low-delay P with tngvideo's intra period, x265 medium and
+SVT-AV1, all encoded in one run through PyAV.
+
+    python tools/bench_video.py                                  # ../shared/data/video/dev, 32 frames
+    python tools/bench_video.py --frames 8 --qualities 2 6       # quick look
+
+Per clip: kbps and bpp from whole-file bytes, mean PSNR-RGB and PSNR-Y, the share of tngvideo's
+bits in I- and P-frames, encode and decode fps, BD-rate (PSNR-RGB, PCHIP) of tngvideo against each
+peer. Writes results/video_dev.json and results/video_dev_rd.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from tqdm import tqdm  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tngvideo.analysis.records import device_description  # noqa: E402
+from tngvideo.analysis.video_report import analyze  # noqa: E402
+from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
+from tngvideo.parallel import VIDEO_SUFFIXES  # noqa: E402
+from tngvideo.videofile import DEFAULT_GOP  # noqa: E402
+
+PEERS = "x264,x264-lowdelay,x265,svtav1"
+
+
+def clip_record(a, gop: int) -> dict:
+    tng_rows = [r for r in a.rows if r.codec == "tngvideo"]
+    shares = {}
+    for q in sorted({r.setting for r in tng_rows}):
+        rows = [r for r in tng_rows if r.setting == q]
+        i_bytes = sum(r.bytes for r in rows if r.type == "I")
+        p_bytes = sum(r.bytes for r in rows if r.type == "P")
+        i_rows = [r for r in rows if r.type == "I"]
+        p_rows = [r for r in rows if r.type == "P"]
+        shares[str(q)] = {
+            "i_share": i_bytes / max(1, i_bytes + p_bytes),
+            "mean_i_bytes": i_bytes / max(1, len(i_rows)), "mean_p_bytes": p_bytes / max(1, len(p_rows)),
+            "mean_i_psnr": sum(r.psnr_rgb for r in i_rows) / max(1, len(i_rows)),
+            "mean_p_psnr": sum(r.psnr_rgb for r in p_rows) / max(1, len(p_rows)),
+        }
+    return {
+        "clip": Path(a.source).name, "width": a.width, "height": a.height, "gop": gop,
+        "frames": len(tng_rows) // max(1, len(shares)),
+        "summaries": [s.__dict__ for s in a.summaries], "tngvideo_frame_types": shares,
+        "bd_rate_psnr_rgb": a.bd_rate_psnr,
+    }
+
+
+def plot(records: list[dict], path: Path) -> None:
+    fig, axes = plt.subplots(1, len(records), figsize=(6 * len(records), 4.5), squeeze=False)
+    for ax, rec in zip(axes[0], records):
+        codecs = dict.fromkeys(s["codec"] for s in rec["summaries"])
+        for codec in codecs:
+            pts = sorted((s for s in rec["summaries"] if s["codec"] == codec), key=lambda s: s["kbps"])
+            bd = rec["bd_rate_psnr_rgb"].get(codec)
+            label = codec + (f" (tngvideo BD-rate {bd:+.1f}%)" if bd is not None else "")
+            ax.plot([s["kbps"] for s in pts], [s["psnr_rgb"] for s in pts], "o-", label=label,
+                    lw=2.5 if codec == "tngvideo" else 1.2)
+        ax.set_xscale("log")
+        ax.set_xlabel("kbps (whole-file bytes)")
+        ax.set_ylabel("PSNR-RGB (dB)")
+        ax.set_title(f"{rec['clip']} ({rec['frames']} frames)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clips", default=str(ROOT.parent / "shared/data/video/dev"), help="a folder of clips")
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 2.5, 4.0, 6.0, 8.0])
+    ap.add_argument("--gop", type=int, default=DEFAULT_GOP)
+    ap.add_argument("--compare", default=PEERS)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--out", default=str(ROOT / "results/video_dev.json"))
+    args = ap.parse_args()
+    clips = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) \
+        if Path(args.clips).is_dir() else []
+    if not clips:
+        print(f"bench_video: no clips in {args.clips}", file=sys.stderr)
+        return 2
+    compare = [c for c in args.compare.split(",") if c]
+    t0 = time.time()
+    records = []
+    with tqdm(desc="bench", unit="frame", file=sys.stderr) as bar:
+        for clip in clips:
+            a = analyze(clip, qualities=args.qualities, gop=args.gop, compare=compare, max_frames=args.frames,
+                        model=args.model, with_msssim=False, progress=bar.update)
+            records.append(clip_record(a, args.gop))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
+              "qualities": args.qualities, "model": args.model or "default", "clips": records}
+    atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
+    plot(records, out.with_name(out.stem + "_rd.png"))
+    for rec in records:
+        for s in rec["summaries"]:
+            print(f"{rec['clip']:>28} {s['codec']:>14} {s['setting']:5g}: {s['kbps']:9.1f} kbps {s['bpp']:.4f} bpp "
+                  f"PSNR-RGB {s['psnr_rgb']:.2f} dB  enc {s['encode_fps']:.2f} fps  dec {s['decode_fps']:.2f} fps")
+        for peer, v in rec["bd_rate_psnr_rgb"].items():
+            print(f"{rec['clip']:>28} BD-rate vs {peer}: {v:+.1f}%")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -97,3 +97,23 @@ def test_nothing_lost_rotation_colour_audio_chapters_and_timestamps(tmp_path):
 
     assert audio_packets(tmp_path / "out.mkv") == audio_packets(tmp_path / "in.mkv")
     assert chapter_titles(tmp_path / "out.mkv") == chapter_titles(tmp_path / "in.mkv") == [(0.0, "One"), (0.3, "Two")]
+
+
+def test_stdin_and_stdout_pipes_carry_only_the_stream(tmp_path):
+    import subprocess
+    import sys
+
+    make_clip(tmp_path / "in.mkv", frames=3, size=(32, 48))
+    cmd = [sys.executable, "-m", "tngvideo"]
+    with open(tmp_path / "in.mkv", "rb") as f:
+        enc = subprocess.run(cmd + ["encode", "-", "-o", "-", "--gop", "2"], stdin=f, capture_output=True, timeout=300)
+    assert enc.returncode == 0, enc.stderr
+    (tmp_path / "piped.tngv").write_bytes(enc.stdout)  # progress and the summary went to stderr
+    with TngvReader(tmp_path / "piped.tngv") as r:
+        assert r.header.frame_count == 3
+    dec = subprocess.run(cmd + ["decode", "-", "-o", "-", "-q"], input=enc.stdout, capture_output=True, timeout=300)
+    assert dec.returncode == 0 and dec.stderr == b""
+    (tmp_path / "out.mkv").write_bytes(dec.stdout)
+    assert len(list(read_video(tmp_path / "out.mkv"))) == 3
+    bad = subprocess.run(cmd + ["decode", "-", "-o", "-"], input=b"garbage" * 100, capture_output=True, timeout=300)
+    assert bad.returncode == 3 and bad.stdout == b"" and bad.stderr.decode().startswith("tngvideo: error:")

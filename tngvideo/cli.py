@@ -464,6 +464,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+STDOUT_SUFFIX = {"encode": ".tngv", "decode": ".mkv", "image encode": ".tng", "image decode": ".png"}
+
+
+def _run_with_pipes(args) -> int:
+    """`-` as input spools stdin to a temporary file; `-` as output writes a temporary file and
+    copies it to stdout once the command has succeeded (so a failure never emits half a file)."""
+    import shutil
+    import tempfile
+
+    command = args.command + (f" {args.image_command}" if getattr(args, "image_command", None) else "")
+    pipe_in = getattr(args, "input", None) == "-"
+    pipe_out = getattr(args, "output", None) == "-"
+    if not (pipe_in or pipe_out):
+        return args.func(args)
+    if pipe_out and command not in STDOUT_SUFFIX:
+        raise CliError(f"'{command}' cannot write to stdout", EXIT_USAGE)
+    if pipe_in and not pipe_out and not getattr(args, "output", None) and command in STDOUT_SUFFIX:
+        raise CliError("reading from stdin needs -o OUTPUT", EXIT_USAGE)
+    with tempfile.TemporaryDirectory(prefix="tngvideo-") as tmp:
+        if pipe_in:
+            args.input = str(Path(tmp) / "stdin")
+            with open(args.input, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f)
+        if pipe_out:
+            args.output = str(Path(tmp) / f"stdout{STDOUT_SUFFIX[command]}")
+            args.overwrite = True
+        code = args.func(args)
+        if pipe_out and code in (EXIT_OK, EXIT_BAD_DATA) and Path(args.output).is_file():
+            with open(args.output, "rb") as f:
+                shutil.copyfileobj(f, sys.stdout.buffer)
+            sys.stdout.buffer.flush()
+        return code
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tngvideo.bitstream import BitstreamError
@@ -476,7 +510,7 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        return args.func(args)
+        return _run_with_pipes(args)
     except CliError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return exc.code

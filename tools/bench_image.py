@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tngvideo.analysis.image_bench import DEFAULT_TNG_QUALITIES, plot_rd, run_image_benchmark  # noqa: E402
+from tngvideo.analysis.records import append_record, device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
@@ -38,6 +39,10 @@ def main() -> int:
     ap.add_argument("--no-msssim", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "results/kodak.json"))
     ap.add_argument("--plot", default=None, help="default: OUT with _rd.png")
+    ap.add_argument("--training-record", default=None, metavar="STATE_JSON",
+                    help="append a training record (this training-state JSON + these Kodak figures) to --records")
+    ap.add_argument("--records", default=str(ROOT / "results/train_image.json"))
+    ap.add_argument("--note", default="", help="free text for the training record (what the run did)")
     args = ap.parse_args()
 
     paths = sorted(Path(args.images).glob("*.png"))[: args.limit]
@@ -71,6 +76,17 @@ def main() -> int:
     for name, v in res.bd_rate_psnr.items():
         print(f"BD-rate (PSNR-RGB) of TNG vs {name}: {v:+.2f}%")
     print(f"wrote {out} and {plot}")
+    if args.training_record:
+        state = json.loads(Path(args.training_record).read_text())
+        append_record(args.records, {
+            "date": record["date"], "note": args.note, "device": device_description(),
+            **state["training_state"], "config": state["config"], "weights": args.weights or "shipped",
+            "kodak": {"images": len(paths), "bd_rate_psnr_rgb": res.bd_rate_psnr,
+                      "tng": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr,
+                               "estimated_over_actual_pct": p.estimated_over_actual_pct}
+                              for p in res.curves["tng"]]},
+        })
+        print(f"appended a training record to {args.records}")
     return 0
 
 

@@ -117,3 +117,31 @@ def test_stdin_and_stdout_pipes_carry_only_the_stream(tmp_path):
     assert len(list(read_video(tmp_path / "out.mkv"))) == 3
     bad = subprocess.run(cmd + ["decode", "-", "-o", "-"], input=b"garbage" * 100, capture_output=True, timeout=300)
     assert bad.returncode == 3 and bad.stdout == b"" and bad.stderr.decode().startswith("tngvideo: error:")
+
+
+def test_a_subtitle_stream_the_container_cannot_carry_is_named_in_a_warning(tmp_path, capsys):
+    from fractions import Fraction
+
+    import av
+
+    with av.open(str(tmp_path / "in.mkv"), "w") as c:
+        v = c.add_stream("ffv1", rate=25)
+        v.width, v.height, v.pix_fmt = 48, 32, "bgr0"
+        sub = c.add_stream("ass")  # Matroska carries ASS; MP4 (the .tngv container) does not
+        for i in range(3):
+            f = av.VideoFrame.from_ndarray(np.full((32, 48, 3), 60 * i, np.uint8), format="rgb24")
+            f.pts = i
+            for p in v.encode(f):
+                c.mux(p)
+        for p in v.encode(None):
+            c.mux(p)
+        pk = av.Packet(b"Hello")
+        pk.pts = pk.dts = 0
+        pk.duration, pk.time_base, pk.stream = 40, Fraction(1, 1000), sub
+        c.mux(pk)
+    capsys.readouterr()
+    assert main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "a.tngv")]) == 0
+    err = capsys.readouterr().err
+    assert "warning: subtitle stream 1 (ssa) not copied" in err
+    with TngvReader(tmp_path / "a.tngv") as r:
+        assert r.header.frame_count == 3

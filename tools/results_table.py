@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Print the README's results tables (Markdown) from results/kodak.json and results/video_dev.json.
+
+    python tools/results_table.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def kodak(path: Path) -> list[str]:
+    r = json.loads(path.read_text())
+    out = [f"Kodak ({len(r['images'])} images), model `{r['model']}` ({r['weights_hash']}), {r.get('device', '')}:", "",
+           "| TNG quality | bpp (file bytes) | PSNR-RGB dB | MS-SSIM | est. vs actual bits | encode ms | decode ms |",
+           "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for p in r["curves"]["tng"]:
+        out.append(f"| {p['setting']:g} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
+                   f"{p['estimated_over_actual_pct']:+.2f}% | {p['encode_ms']:.0f} | {p['decode_ms']:.0f} |")
+    out += ["", "| BD-rate of TNG (PSNR-RGB) vs | " + " | ".join(k.upper() for k in r["bd_rate_psnr_vs"]) + " |",
+            "| --- | " + " | ".join("---:" for _ in r["bd_rate_psnr_vs"]) + " |",
+            "| | " + " | ".join(f"{v:+.1f}%" for v in r["bd_rate_psnr_vs"].values()) + " |"]
+    return out
+
+
+def video(path: Path) -> list[str]:
+    r = json.loads(path.read_text())
+    out = [f"Dev clips (first {r['frames_per_clip']} frames), {r['device']}:", "",
+           "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frame share of bits | encode fps | decode fps |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for c in r["clips"]:
+        for s in c["summaries"]:
+            if s["codec"] != "tngvideo":
+                continue
+            share = c["tngvideo_frame_types"].get(str(s["setting"]), {}).get("i_share", float("nan"))
+            out.append(f"| {c['clip']} | {s['setting']:g} | {s['kbps']:.0f} | {s['bpp']:.3f} | {s['psnr_rgb']:.2f} | "
+                       f"{100 * share:.0f}% | {s['encode_fps']:.2f} | {s['decode_fps']:.2f} |")
+    peers = list(dict.fromkeys(k for c in r["clips"] for k in c["bd_rate_psnr_rgb"]))
+    out += ["", "| BD-rate of tngvideo (PSNR-RGB) vs | " + " | ".join(peers) + " |",
+            "| --- | " + " | ".join("---:" for _ in peers) + " |"]
+    for c in r["clips"]:
+        out.append(f"| {c['clip']} | " + " | ".join(
+            f"{c['bd_rate_psnr_rgb'][p]:+.0f}%" if p in c["bd_rate_psnr_rgb"] else "n/a" for p in peers) + " |")
+    return out
+
+
+def main() -> int:
+    lines = []
+    for name, fn in (("kodak.json", kodak), ("video_dev.json", video)):
+        p = ROOT / "results" / name
+        if p.exists():
+            lines += fn(p) + [""]
+    if not lines:
+        print("no results yet", file=sys.stderr)
+        return 1
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -70,17 +70,6 @@ def _load(path: Path) -> m3u8.M3U8:
         raise PlaylistError(f"{path}: malformed playlist ({exc})") from None
 
 
-def read_master(path: str | Path) -> list[VariantEntry]:
-    pl = _load(Path(path))
-    out = []
-    for p in pl.playlists:
-        si = p.stream_info
-        w, h = si.resolution or (0, 0)
-        out.append(VariantEntry(p.uri, int(si.bandwidth or 0), int(si.average_bandwidth or 0), int(w), int(h),
-                                float(si.frame_rate or 0)))
-    return out
-
-
 def segment_files(path: str | Path, rendition: int = 0) -> list[tuple[Path, float]]:
     """The segment files (with playlist durations) of a media playlist, or of one rendition of a
     master playlist. Segment URIs must be relative paths under the playlist's folder."""

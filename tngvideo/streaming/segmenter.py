@@ -25,7 +25,7 @@ from tngvideo.fileio import atomic_output
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.streaming.ladder import Rendition
 from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
-from tngvideo.video.registry import VideoCodecs, load_video_codecs
+from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import DEFAULT_GOP, EncodedSequence, encode_sequence
 
 DEFAULT_SEGMENT_SECONDS = 2.0
@@ -117,11 +117,11 @@ class _RateState:
     slope: float = LOG_BYTES_PER_QUALITY
 
 
-def _encode_at_rate(frames: list[VideoFrame], codecs: VideoCodecs, dst: Path, *, target_bytes: float,
-                    state: _RateState, tolerance: float, encode: Callable[[float], EncodedSequence]) -> tuple[int, float, int, EncodedSequence]:
-    """Search the quality for `frames` so the written file is within `tolerance` of target_bytes.
-    Returns (bytes, quality, tries, sequence) of the closest try, which is left at `dst`."""
-    qlo, qhi = codecs.image.quality_range
+def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_bytes: float, state: _RateState,
+                    tolerance: float, encode: Callable[[float], EncodedSequence]) -> tuple[int, float, int, EncodedSequence]:
+    """Search the quality so that the file `encode(quality)` writes is within `tolerance` of
+    target_bytes. Returns (bytes, quality, tries, sequence) of the closest try, left at `dst`."""
+    qlo, qhi = quality_range
     below = above = None  # (quality, log error) brackets
     best = None
     tried: dict[float, tuple[int, Path, EncodedSequence]] = {}
@@ -198,7 +198,8 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
                                        rotation=info.rotation)
 
             uri = f"seg{k:05d}.tngv"
-            size, q, tries, seq = _encode_at_rate(scaled, codecs, out_dir / f"r{rend.index}" / uri,
+            size, q, tries, seq = _encode_at_rate(out_dir / f"r{rend.index}" / uri,
+                                                  quality_range=codecs.image.quality_range,
                                                   target_bytes=rend.target_kbps * 1000 / 8 * seconds,
                                                   state=state, tolerance=tolerance, encode=encode)
             kbps = size * 8 / 1000 / seconds

@@ -194,7 +194,9 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
     with atomic_output(path) as tmp:
         fmt = "matroska" if path.suffix.lower() == ".mkv" else "mp4"
         # keep copied audio at its own timestamps (AAC priming starts before the first frame)
-        with av.open(str(tmp), "w", format=fmt, options={"avoid_negative_ts": "disabled"}) as out:
+        out = av.open(str(tmp), "w", format=fmt, options={"avoid_negative_ts": "disabled"})
+        pt = None
+        try:
             s = out.add_stream(codec, rate=frame_rate, options=dict(options))
             if pix_fmt == "yuv420p" and (width % 2 or height % 2):
                 pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the exact size instead
@@ -220,4 +222,18 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
                 out.mux(p)
             if pt is not None:
                 mux_passthrough(pt, out, span if trim_passthrough else None)
+        except BaseException as exc:
+            if pt is not None:
+                pt.source.close()
+            try:  # closing writes the header; its own error must not hide the one that stopped us
+                out.close()
+            except Exception:
+                pass
+            if isinstance(exc, av.FFmpegError):
+                raise OSError(f"cannot encode {path.name} ({exc})") from None
+            raise
+        try:
+            out.close()
+        except av.FFmpegError as exc:
+            raise OSError(f"cannot encode {path.name} ({exc})") from None
     return n, pt.warnings if pt is not None else []

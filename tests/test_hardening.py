@@ -145,3 +145,16 @@ def test_a_subtitle_stream_the_container_cannot_carry_is_named_in_a_warning(tmp_
     assert "warning: subtitle stream 1 (ssa) not copied" in err
     with TngvReader(tmp_path / "a.tngv") as r:
         assert r.header.frame_count == 3
+
+
+def test_lossless_video_output_takes_any_size_down_to_one_pixel(tmp_path):
+    from fractions import Fraction
+
+    from tngvideo.media import VideoFrame, write_video
+
+    rng = np.random.default_rng(0)
+    for w, h in [(1, 40), (56, 1), (1, 1), (31, 7)]:
+        rgb = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        write_video(tmp_path / "o.mkv", [VideoFrame(rgb, 0, 1)], width=w, height=h, time_base=Fraction(1, 25),
+                    frame_rate=Fraction(25))
+        assert np.array_equal(next(read_video(tmp_path / "o.mkv")).rgb, rgb)

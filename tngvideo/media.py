@@ -197,7 +197,10 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
         out = av.open(str(tmp), "w", format=fmt, options={"avoid_negative_ts": "disabled"})
         pt = None
         try:
-            s = out.add_stream(codec, rate=frame_rate, options=dict(options))
+            opts = dict(options)
+            if codec == "ffv1" and min(width, height) < 32:
+                opts["level"] = "1"  # FFV1's sliced default levels cannot code a frame one pixel wide
+            s = out.add_stream(codec, rate=frame_rate, options=opts)
             if pix_fmt == "yuv420p" and (width % 2 or height % 2):
                 pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the exact size instead
             s.width, s.height, s.pix_fmt = width, height, pix_fmt

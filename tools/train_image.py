@@ -37,7 +37,7 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--steps", type=int, default=None, help="stop after this many steps of this run")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--log", default=None)
+    ap.add_argument("--log-file", default=None, help="JSON-lines training log (default: beside --out)")
     ap.add_argument("--stop-file", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (YAML value)")
     args = ap.parse_args()
@@ -61,7 +61,7 @@ def main() -> int:
         print("training from scratch", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = Path(args.log) if args.log else out.with_suffix(".log.jsonl")
+    log = Path(args.log_file) if args.log_file else out.with_suffix(".log.jsonl")
     state = train(
         cfg, model=model, state=state, out=out, name=args.name, minutes=args.minutes,
         device=torch.device(args.device), log_path=log,

@@ -237,7 +237,7 @@ class _Worker:
         self.proc.join()
 
 
-def run(case_iter, *, total: int, timeout: float = 30.0, memory_mb: float = 4096, threads: int = 1,
+def run(case_iter, *, timeout: float = 30.0, memory_mb: float = 4096, threads: int = 1,
         progress: Callable[[int], None] | None = None) -> FuzzReport:
     ctx = mp.get_context("spawn")
     report = FuzzReport()

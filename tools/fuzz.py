@@ -31,7 +31,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         seeds, donors = make_seeds(Path(tmp))
         with tqdm(total=args.cases, desc="fuzz", unit="case", file=sys.stderr) as bar:
-            rep = run(cases(args.cases, seeds, donors, seed=args.seed), total=args.cases, timeout=args.timeout,
+            rep = run(cases(args.cases, seeds, donors, seed=args.seed), timeout=args.timeout,
                       memory_mb=args.memory_mb, progress=bar.update)
     out = {"seed": args.seed, "timeout_s": args.timeout, "memory_mb": args.memory_mb, "device": device_description(),
            **rep.to_json()}

@@ -126,7 +126,7 @@ def cmd_encode(args) -> int:
 
 
 def cmd_batch(args) -> int:
-    from tngvideo.parallel import run_batch
+    from tngvideo.parallel import batch_inputs, run_batch
 
     src = _input(args.input, allow_dir=True)
     out_dir = Path(args.output)
@@ -134,8 +134,6 @@ def cmd_batch(args) -> int:
         raise CliError(f"{out_dir}: not a folder", EXIT_CANNOT_WRITE)
     if args.workers < 1:
         raise CliError("--workers must be at least 1", EXIT_USAGE)
-    from tngvideo.parallel import batch_inputs
-
     try:
         total = len(batch_inputs(src))
     except UnicodeDecodeError:

@@ -29,7 +29,6 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-OUTCOMES = ("decoded", "rejected", "crash", "hang", "memory", "half-written")
 BAD = ("crash", "hang", "memory", "half-written")
 
 

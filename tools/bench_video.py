@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.analysis.video_report import analyze  # noqa: E402
+from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import VIDEO_SUFFIXES  # noqa: E402
 from tngvideo.videofile import DEFAULT_GOP  # noqa: E402
@@ -60,22 +60,11 @@ def clip_record(a, gop: int) -> dict:
     }
 
 
-def plot(records: list[dict], path: Path) -> None:
-    fig, axes = plt.subplots(1, len(records), figsize=(6 * len(records), 4.5), squeeze=False)
-    for ax, rec in zip(axes[0], records):
-        codecs = dict.fromkeys(s["codec"] for s in rec["summaries"])
-        for codec in codecs:
-            pts = sorted((s for s in rec["summaries"] if s["codec"] == codec), key=lambda s: s["kbps"])
-            bd = rec["bd_rate_psnr_rgb"].get(codec)
-            label = codec + (f" (tngvideo BD-rate {bd:+.1f}%)" if bd is not None else "")
-            ax.plot([s["kbps"] for s in pts], [s["psnr_rgb"] for s in pts], "o-", label=label,
-                    lw=2.5 if codec == "tngvideo" else 1.2)
-        ax.set_xscale("log")
-        ax.set_xlabel("kbps (whole-file bytes)")
-        ax.set_ylabel("PSNR-RGB (dB)")
-        ax.set_title(f"{rec['clip']} ({rec['frames']} frames)")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
+def plot(analyses: list, frames: int, path: Path) -> None:
+    fig, axes = plt.subplots(1, len(analyses), figsize=(6 * len(analyses), 4.5), squeeze=False)
+    for ax, a in zip(axes[0], analyses):
+        draw_rd(ax, a)
+        ax.set_title(f"{Path(a.source).name} ({frames} frames)")
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
@@ -99,18 +88,19 @@ def main() -> int:
         return 2
     compare = [c for c in args.compare.split(",") if c]
     t0 = time.time()
-    records = []
+    records, analyses = [], []
     with tqdm(desc="bench", unit="frame", file=sys.stderr) as bar:
         for clip in clips:
             a = analyze(clip, qualities=args.qualities, gop=args.gop, compare=compare, max_frames=args.frames,
                         model=args.model, with_msssim=False, progress=bar.update)
+            analyses.append(a)
             records.append(clip_record(a, args.gop))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
               "qualities": args.qualities, "model": args.model or "default", "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
-    plot(records, out.with_name(out.stem + "_rd.png"))
+    plot(analyses, args.frames, out.with_name(out.stem + "_rd.png"))
     for rec in records:
         for s in rec["summaries"]:
             print(f"{rec['clip']:>28} {s['codec']:>14} {s['setting']:5g}: {s['kbps']:9.1f} kbps {s['bpp']:.4f} bpp "

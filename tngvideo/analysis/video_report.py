@@ -268,18 +268,26 @@ def charts(analysis: Analysis) -> dict[str, bytes]:
         plt.close(fig)
     if len({s.codec for s in analysis.summaries}) > 1 or len(analysis.summaries) > 1:
         fig, ax = plt.subplots(figsize=(7, 4.8))
-        for codec in dict.fromkeys(s.codec for s in analysis.summaries):
-            pts = sorted((s for s in analysis.summaries if s.codec == codec), key=lambda s: s.kbps)
-            label = codec + (f" (tngvideo BD-rate {analysis.bd_rate_psnr[codec]:+.1f}%)" if codec in analysis.bd_rate_psnr else "")
-            ax.plot([s.kbps for s in pts], [s.psnr_rgb for s in pts], marker="o", label=label)
-        ax.set_xlabel("kbps (whole files)")
-        ax.set_ylabel("PSNR-RGB (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        draw_rd(ax, analysis)
         fig.tight_layout()
         out["rd.png"] = _png(fig)
         plt.close(fig)
     return out
+
+
+def draw_rd(ax, analysis: Analysis) -> None:
+    """RD curves (kbps from whole files vs PSNR-RGB) of every codec, BD-rates in the legend."""
+    for codec in dict.fromkeys(s.codec for s in analysis.summaries):
+        pts = sorted((s for s in analysis.summaries if s.codec == codec), key=lambda s: s.kbps)
+        bd = analysis.bd_rate_psnr.get(codec)
+        label = codec + (f" (tngvideo BD-rate {bd:+.1f}%)" if bd is not None else "")
+        ax.plot([s.kbps for s in pts], [s.psnr_rgb for s in pts], marker="o", label=label,
+                lw=2.5 if codec == "tngvideo" else 1.2)
+    ax.set_xscale("log")
+    ax.set_xlabel("kbps (whole files)")
+    ax.set_ylabel("PSNR-RGB (dB)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
 
 
 def _table(headers: list[str], rows: list[list]) -> str:

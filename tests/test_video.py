@@ -11,7 +11,7 @@ from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_pa
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
 from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder
-from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel
+from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, local_correlation
 from tngvideo.video.registry import VideoCodecs
 from tngvideo.video.warp import backward_warp
 from tngvideo.videofile import decode_frames, encode_file
@@ -64,11 +64,20 @@ def test_warp_with_zero_and_integer_flow():
     assert torch.allclose(backward_warp(x, flow)[..., :-2], x[..., 2:], atol=1e-5)
 
 
-def test_untrained_motion_path_predicts_the_reference():
+def test_local_correlation_peaks_at_the_true_shift():
+    a = torch.randn(1, 8, 20, 20)
+    b = torch.roll(a, shifts=(1, -2), dims=(2, 3))  # b(p + (dy=1, dx=-2)) = a(p)
+    corr = local_correlation(a, b, 3)
+    k = corr[0, :, 5:15, 5:15].mean((1, 2)).argmax().item()
+    assert (k // 7 - 3, k % 7 - 3) == (1, -2)
+
+
+def test_motion_path_shapes_and_zero_flow_compensation():
     x, ref = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
     flow = FlowNet()(x, ref)
-    assert flow.shape == (1, 2, 64, 64) and torch.count_nonzero(flow) == 0
-    assert torch.allclose(MotionCompensation()(ref, flow), ref, atol=1e-5)
+    assert flow.shape == (1, 2, 64, 64) and torch.isfinite(flow).all()
+    zero = torch.zeros_like(flow)
+    assert torch.allclose(MotionCompensation()(ref, zero), ref, atol=1e-5)
     res = PFrameModel()(x, ref, torch.tensor([3.0]))
     assert res.x_hat.shape == x.shape and res.bits_residual.item() > 0
 

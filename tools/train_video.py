@@ -21,12 +21,22 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tngvideo.analysis.records import append_record, device_description  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
 from tngvideo.train.video_loop import VideoTrainConfig, train_video  # noqa: E402
 from tngvideo.video.model import PFrameModel  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
+
+
+def recent_means(log_path: Path, after_step: int, window: int = 200) -> dict[str, float]:
+    """Mean of each logged metric over this run's last `window` steps."""
+    rows = [json.loads(line) for line in log_path.read_text().splitlines() if line.strip()] if log_path.exists() else []
+    rows = [r for r in rows if r["step"] > after_step]
+    rows = [r for r in rows if r["step"] > rows[-1]["step"] - window] if rows else []
+    keys = sorted({k for r in rows for k in r} - {"step", "lr"})
+    return {k: round(sum(r[k] for r in rows if k in r) / max(1, sum(k in r for r in rows)), 4) for k in keys}
 
 
 def main() -> int:
@@ -41,6 +51,8 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stop-file", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--records", default=str(ROOT / "results/train_video.json"),
+                    help="append this run's record here ('none' to skip)")
     args = ap.parse_args()
 
     raw = yaml.safe_load(Path(args.config).read_text()) or {}
@@ -66,10 +78,19 @@ def main() -> int:
         print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    steps_before = state.steps
     state = train_video(cfg, model=model, image_model=image_model, state=state, out=out, name=args.name,
                         minutes=args.minutes, device=torch.device(args.device),
                         log_path=out.with_suffix(".log.jsonl"),
                         stop_file=Path(args.stop_file) if args.stop_file else None)
+    log_path = out.with_suffix(".log.jsonl")
+    record = {"stage": cfg.stage, "weights": str(out), "steps": state.steps, "run_steps": state.steps - steps_before,
+              "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds),
+              "run_minutes": args.minutes, "device": device_description(args.device),
+              "config": {k: v for k, v in vars(cfg).items() if k not in ("photos", "clips")},
+              "last_200_steps": recent_means(log_path, steps_before)}
+    if args.records.lower() != "none":
+        append_record(args.records, record)
     print(json.dumps({"steps": state.steps, "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds)}))
     return 0
 

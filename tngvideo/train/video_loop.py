@@ -37,6 +37,10 @@ class VideoTrainConfig:
     crop: int = 128
     batch: int = 8
     synthetic_fraction: float = 0.5  # joint stage: share of synthetic-motion batches
+    # joint stage: weight of the prediction's own distortion (warped reference vs frame), which
+    # teaches motion and compensation before the residual coder has adapted; it decays linearly
+    # to zero at half of the run
+    prediction_weight: float = 0.0
     peak_lr: float = 5e-4
     min_lr_fraction: float = 0.05
     warmup_steps: int = 200
@@ -112,6 +116,10 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                     mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
                     bpp = (res.bits_motion + res.bits_residual) / (cur.shape[2] * cur.shape[3])
                     loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
+                    aux = cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress)
+                    if aux > 0:
+                        pred_mse = ((res.prediction - cur) ** 2).mean(dim=(1, 2, 3))
+                        loss = loss + aux * (res.lmbda * 255.0**2 * pred_mse).mean()
                     rec.update(loss=float(loss), bpp=float(bpp.mean()),
                                psnr=float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
                                motion_bpp=float((res.bits_motion / (cur.shape[2] * cur.shape[3])).mean()))

@@ -34,37 +34,74 @@ def _zero_last(net: nn.Sequential) -> nn.Sequential:
     return net
 
 
+def local_correlation(a: torch.Tensor, b: torch.Tensor, radius: int) -> torch.Tensor:
+    """Cost volume: channel-mean of a(p) * b(p + d) for every displacement d in [-r, r]^2.
+
+    (B, C, H, W) x 2 -> (B, (2r+1)^2, H, W); channel k = (dy + r) * (2r+1) + (dx + r).
+    """
+    h, w = a.shape[-2:]
+    bp = F.pad(b, (radius, radius, radius, radius))
+    n = 2 * radius + 1
+    return torch.cat([(a * bp[:, :, dy : dy + h, dx : dx + w]).mean(1, keepdim=True)
+                      for dy in range(n) for dx in range(n)], dim=1)
+
+
 class FlowNet(nn.Module):
-    """A small SpyNet-style pyramid: coarse-to-fine residual flow over `levels` scales.
+    """A small PWC-style pyramid: shared features, and at each scale (coarse to fine) a local
+    cost volume between the current features and the reference features warped by the flow so
+    far, from which a CNN estimates a flow update.
 
     Estimates the flow that maps the current frame onto the reference (backward warping),
-    finishing at half resolution and upsampling.
+    finishing at half resolution and upsampling. Matching through a cost volume is what makes
+    it learn in a few thousand steps; a plain CNN regressing flow from stacked frames does not.
     """
 
-    def __init__(self, *, levels: int = 4, width: int = 32):
+    def __init__(self, *, levels: int = 4, width: int = 32, radius: int = 3):
         super().__init__()
-        self.levels = levels
+        self.levels, self.radius = levels, radius
+        chans = [max(4, width * (i + 1) // 2) for i in range(levels)]
+        self.features = nn.ModuleList()
+        prev = 3
+        for c in chans:
+            self.features.append(nn.Sequential(
+                nn.Conv2d(prev, c, 3, stride=2, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(c, c, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+            ))
+            prev = c
+        corr = (2 * radius + 1) ** 2
+        d = torch.arange(-radius, radius + 1, dtype=torch.float32)
+        dy, dx = torch.meshgrid(d, d, indexing="ij")
+        self.register_buffer("offsets", torch.stack([dx.flatten(), dy.flatten()]).view(1, 2, corr, 1, 1), persistent=False)
+        self.log_temperature = nn.Parameter(torch.full((levels,), 2.3))
         self.nets = nn.ModuleList(
             _zero_last(nn.Sequential(
-                nn.Conv2d(8, width, 5, padding=2), nn.ReLU(inplace=True),
-                nn.Conv2d(width, 2 * width, 5, padding=2), nn.ReLU(inplace=True),
-                nn.Conv2d(2 * width, width, 5, padding=2), nn.ReLU(inplace=True),
-                nn.Conv2d(width, 2, 5, padding=2),
+                nn.Conv2d(corr + c + 2, 2 * width, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(2 * width, 3 * width // 2, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(3 * width // 2, width, 3, padding=1), nn.LeakyReLU(0.1, inplace=True),
+                nn.Conv2d(width, 2, 3, padding=1),
             ))
-            for _ in range(levels)
+            for c in chans
         )
 
+    def _pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        out = []
+        for f in self.features:
+            x = f(x)
+            out.append(x)
+        return out
+
     def forward(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        xs, rs = [F.avg_pool2d(x, 2)], [F.avg_pool2d(ref, 2)]
-        for _ in range(self.levels - 1):
-            xs.append(F.avg_pool2d(xs[-1], 2))
-            rs.append(F.avg_pool2d(rs[-1], 2))
-        flow = torch.zeros_like(xs[-1][:, :2])
+        fx, fr = self._pyramid(x), self._pyramid(ref)
+        flow = torch.zeros_like(fx[-1][:, :2])
         for level in reversed(range(self.levels)):
-            if flow.shape[-2:] != xs[level].shape[-2:]:
-                flow = 2.0 * F.interpolate(flow, size=xs[level].shape[-2:], mode="bilinear", align_corners=False)
-            warped = backward_warp(rs[level], flow)
-            flow = flow + self.nets[level](torch.cat([xs[level], warped, flow], dim=1))
+            if flow.shape[-2:] != fx[level].shape[-2:]:
+                flow = 2.0 * F.interpolate(flow, size=fx[level].shape[-2:], mode="bilinear", align_corners=False)
+            a = F.normalize(fx[level], dim=1)
+            corr = local_correlation(a, F.normalize(backward_warp(fr[level], flow), dim=1), self.radius) * a.shape[1]
+            # soft-argmax over the cost volume: an explicit match the CNN then corrects
+            p = torch.softmax(corr * self.log_temperature[level].exp(), dim=1)
+            match = (p.unsqueeze(1) * self.offsets).sum(2)
+            flow = flow + match + self.nets[level](torch.cat([corr, fx[level], flow], dim=1))
         return 2.0 * F.interpolate(flow, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 

@@ -10,7 +10,7 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
-from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder
+from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder, _on_grid, _to_tensor
 from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, local_correlation
 from tngvideo.video.registry import VideoCodecs
 from tngvideo.video.warp import backward_warp
@@ -164,8 +164,7 @@ def test_odd_sizes_and_image_sequences_round_trip(tmp_path, tiny_video):
     assert len(out) == 4 and all(f.rgb.shape == (31, 47, 3) for f in out)
 
 
-def test_motion_path_closed_loop(tiny_weights):
-    """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
+def _motion_pframes(tiny_weights, *, mode_decision: bool):
     from tngvideo.image.codec import ImageCodec
     from tngvideo.image.latent_codec import LatentCodec
     from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
@@ -177,7 +176,13 @@ def test_motion_path_closed_loop(tiny_weights):
     flow_net = FlowNet(levels=2, width=8).eval()
     torch.nn.init.normal_(flow_net.nets[0][-1].weight, std=0.05)  # make it produce some motion
     pframes = PFrameCoder(residual=image.latents, motion=LatentCodec(motion, build_tables(motion)),
-                          flow_net=flow_net, mc=MotionCompensation(width=8).eval())
+                          flow_net=flow_net, mc=MotionCompensation(width=8).eval(), mode_decision=mode_decision)
+    return image, pframes
+
+
+def test_motion_path_closed_loop(tiny_weights):
+    """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
+    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
     enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4)
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for i in range(3):
@@ -186,3 +191,23 @@ def test_motion_path_closed_loop(tiny_weights):
         assert np.array_equal(rgb, out.reconstruction)
         if i:
             assert not p.units[0].empty and out.stats.bits["motion"] > 0
+
+
+@pytest.mark.parametrize("quality", [1.0, 8.0])
+def test_mode_decision_keeps_the_cheaper_mode_and_decodes(tiny_weights, quality):
+    """With mode decision the encoder codes each P-frame with and without motion and keeps the
+    lower rate-distortion cost; the decoder follows whichever it chose."""
+    image, pframes = _motion_pframes(tiny_weights, mode_decision=True)
+    forced = PFrameCoder(residual=pframes.residual, motion=pframes.motion, flow_net=pframes.flow_net,
+                         mc=pframes.mc, mode_decision=False)
+    plain = PFrameCoder(residual=pframes.residual)
+    x = _to_tensor(make_frame(1), image.device)
+    ref = _to_tensor(make_frame(0), image.device)
+
+    def cost(coder):
+        m, r, x_hat = coder.encode(x, ref, quality)
+        return pframes.rd_cost(x, x_hat, m.payload_bits + r.payload_bits, quality), (m, r, x_hat)
+
+    chosen, (m, r, x_hat) = cost(pframes)
+    assert chosen == min(cost(forced)[0], cost(plain)[0])
+    assert torch.equal(_on_grid(pframes.decode(m, r, ref, quality)), _on_grid(x_hat))

@@ -47,18 +47,25 @@ class EncodedFrame:
     stats: FrameStats
 
 
+def _coded(streams: LatentStreams) -> bool:
+    return bool(streams.hyper or streams.latent or streams.symbols_crc)
+
+
 class PFrameCoder:
     """Codes a frame given the previous decoded frame. Motion is optional: a coder without a
     motion model predicts from the reference as it is (zero motion)."""
 
     def __init__(self, residual: LatentCodec, *, motion: LatentCodec | None = None,
-                 flow_net: torch.nn.Module | None = None, mc: MotionCompensation | None = None):
+                 flow_net: torch.nn.Module | None = None, mc: MotionCompensation | None = None,
+                 mode_decision: bool = True):
+        """`mode_decision=False` always codes motion when there is a motion model."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual
         self.motion = motion
         self.flow_net = flow_net
         self.mc = mc
+        self.mode_decision = mode_decision
 
     @staticmethod
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
@@ -78,20 +85,37 @@ class PFrameCoder:
         _, inv_gain = t.gains(torch.tensor([quality], device=device))
         return t.g_s(y_hat * inv_gain)
 
+    def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
+        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
+        return res_streams, pred + res_hat - RESIDUAL_OFFSET
+
+    def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bits: int, quality: float) -> float:
+        """The training objective on real bytes: lambda(q) * 255^2 * MSE * pixels + bits."""
+        lmbda = float(self._transform(self.residual).lmbda(torch.tensor([quality], device=x.device)))
+        mse = float(((x_hat.clamp(0, 1) - x) ** 2).mean())
+        return lmbda * 255.0**2 * mse * x.shape[-1] * x.shape[-2] + bits
+
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
-        motion_streams, pred = EMPTY, ref
-        if self.motion is not None:
-            motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
-            pred = self.mc(ref, flow_hat)
-        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
-        return motion_streams, res_streams, pred + res_hat - RESIDUAL_OFFSET
+        """Mode decision: with a motion model, code the frame both with motion and with the plain
+        reference as prediction (no motion bits), and keep whichever costs less in rate-distortion
+        terms. The decoder follows the choice from the stream (empty motion = no motion)."""
+        if self.motion is None:
+            return (EMPTY, *self._code_prediction(x, ref, quality))
+        motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
+        mres_streams, mx_hat = self._code_prediction(x, self.mc(ref, flow_hat), quality)
+        if self.mode_decision or not _coded(motion_streams):  # an all-empty unit would read as "no motion"
+            res_streams, x_hat = self._code_prediction(x, ref, quality)
+            with_motion = self.rd_cost(x, mx_hat, motion_streams.payload_bits + mres_streams.payload_bits, quality)
+            if not _coded(motion_streams) or with_motion >= self.rd_cost(x, x_hat, res_streams.payload_bits, quality):
+                return EMPTY, res_streams, x_hat
+        return motion_streams, mres_streams, mx_hat
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
         hw = ref.shape[-2:]
         pred = ref
-        if motion.hyper or motion.latent or motion.symbols_crc:
+        if _coded(motion):
             if self.motion is None:
                 raise DecodeError("stream has coded motion but this decoder has no motion model")
             pred = self.mc(ref, self._decode(self.motion, motion, hw, quality, ref.device))

@@ -32,6 +32,7 @@ from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import VIDEO_SUFFIXES  # noqa: E402
+from tngvideo.video.registry import load_video_codecs  # noqa: E402
 from tngvideo.videofile import DEFAULT_GOP  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
@@ -98,7 +99,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
-              "qualities": args.qualities, "model": args.model or "default", "clips": records}
+              "qualities": args.qualities, "models": load_video_codecs(args.model).model_ids(), "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     plot(analyses, args.frames, out.with_name(out.stem + "_rd.png"))
     for rec in records:

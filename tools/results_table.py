@@ -29,7 +29,9 @@ def kodak(path: Path) -> list[str]:
 
 def video(path: Path) -> list[str]:
     r = json.loads(path.read_text())
-    out = [f"Dev clips (first {r['frames_per_clip']} frames), {r['device']}:", "",
+    models = r.get("models", {})
+    model = f", models `{models['video']}` + `{models['image']}`" if models else ""
+    out = [f"Dev clips (first {r['frames_per_clip']} frames, GOP {r['clips'][0]['gop']}){model}, {r['device']}:", "",
            "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frame share of bits | encode fps | decode fps |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in r["clips"]:

@@ -26,7 +26,7 @@ from tngvideo.analysis.bdrate import bd_rate  # noqa: E402
 from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.parallel import VIDEO_SUFFIXES  # noqa: E402
+from tngvideo.parallel import batch_inputs  # noqa: E402
 
 
 def main() -> int:
@@ -43,19 +43,19 @@ def main() -> int:
     if ref_gop not in args.gops:
         print("bench_gop: --reference-gop must be one of --gops", file=sys.stderr)
         return 2
-    clips = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) \
-        if Path(args.clips).is_dir() else []
+    clips = batch_inputs(args.clips) if Path(args.clips).is_dir() else []
     if not clips:
         print(f"bench_gop: no clips in {args.clips}", file=sys.stderr)
         return 2
     t0 = time.time()
-    records = []
+    records, models = [], {}
     with tqdm(desc="bench-gop", unit="frame", file=sys.stderr) as bar:
         for clip in clips:
             curves = {}
             for gop in args.gops:
                 a = analyze(clip, qualities=args.qualities, gop=gop, max_frames=args.frames, model=args.model,
                             with_msssim=False, progress=bar.update)
+                models = a.models
                 curves[gop] = [{"quality": s.setting, "kbps": s.kbps, "psnr_rgb": s.psnr_rgb} for s in a.summaries]
             ref = curves[ref_gop]
             bd = {str(g): bd_rate([p["kbps"] for p in ref], [p["psnr_rgb"] for p in ref],
@@ -67,7 +67,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
-              "model": args.model or "default", "qualities": args.qualities, "reference_gop": ref_gop, "clips": records}
+              "models": models, "qualities": args.qualities, "reference_gop": ref_gop, "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     return 0
 

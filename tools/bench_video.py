@@ -31,8 +31,7 @@ sys.path.insert(0, str(ROOT))
 from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
-from tngvideo.parallel import VIDEO_SUFFIXES  # noqa: E402
-from tngvideo.video.registry import load_video_codecs  # noqa: E402
+from tngvideo.parallel import batch_inputs  # noqa: E402
 from tngvideo.videofile import DEFAULT_GOP  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
@@ -82,8 +81,7 @@ def main() -> int:
     ap.add_argument("--model", default=None)
     ap.add_argument("--out", default=str(ROOT / "results/video_dev.json"))
     args = ap.parse_args()
-    clips = sorted(p for p in Path(args.clips).iterdir() if p.suffix.lower() in VIDEO_SUFFIXES) \
-        if Path(args.clips).is_dir() else []
+    clips = batch_inputs(args.clips) if Path(args.clips).is_dir() else []
     if not clips:
         print(f"bench_video: no clips in {args.clips}", file=sys.stderr)
         return 2
@@ -99,7 +97,7 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
-              "qualities": args.qualities, "models": load_video_codecs(args.model).model_ids(), "clips": records}
+              "qualities": args.qualities, "models": analyses[0].models, "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     plot(analyses, args.frames, out.with_name(out.stem + "_rd.png"))
     for rec in records:

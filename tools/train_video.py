@@ -79,11 +79,11 @@ def main() -> int:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     steps_before = state.steps
+    log_path = out.with_suffix(".log.jsonl")
     state = train_video(cfg, model=model, image_model=image_model, state=state, out=out, name=args.name,
                         minutes=args.minutes, device=torch.device(args.device),
-                        log_path=out.with_suffix(".log.jsonl"),
+                        log_path=log_path,
                         stop_file=Path(args.stop_file) if args.stop_file else None)
-    log_path = out.with_suffix(".log.jsonl")
     record = {"stage": cfg.stage, "weights": str(out), "steps": state.steps, "run_steps": state.steps - steps_before,
               "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds),
               "run_minutes": args.minutes, "device": device_description(args.device),

@@ -81,6 +81,7 @@ class Analysis:
     rows: list[FrameRow] = field(default_factory=list)
     summaries: list[Summary] = field(default_factory=list)
     bd_rate_psnr: dict[str, float] = field(default_factory=dict)  # tngvideo vs each peer
+    models: dict[str, str] = field(default_factory=dict)  # tngvideo's model ids (name:weights hash)
 
 
 def _metrics(ref: np.ndarray, dec: np.ndarray, with_msssim: bool) -> tuple[float, float, float]:
@@ -156,11 +157,13 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
             with TngvReader(tngv) as r:
                 name = str(r.header.models.get("video", "")).split(":")[0]
             codecs = load_video_codecs(name or None)
+            out.models = codecs.model_ids()
             rows, dec_s, h = _rows_from_tngv(Path(tngv), reference, codecs, float("nan"), None, None, with_msssim, progress)
             out.rows += rows
             out.summaries.append(_summary("tngvideo", float("nan"), rows, Path(tngv).stat().st_size, seconds, 0.0, dec_s, pixels))
         else:
             codecs = load_video_codecs(model)
+            out.models = codecs.model_ids()
             for q in qualities:
                 seq = encode_sequence(reference, codecs, width=info.width, height=info.height,
                                       time_base=info.time_base, frame_rate=info.frame_rate, quality=q, gop=gop)
@@ -213,7 +216,7 @@ def to_json(analysis: Analysis) -> dict:
         return None if isinstance(v, float) and (math.isnan(v) or math.isinf(v)) else v
 
     return {
-        "source": analysis.source, "width": analysis.width, "height": analysis.height,
+        "source": analysis.source, "width": analysis.width, "height": analysis.height, "models": analysis.models,
         "summaries": [{k: clean(v) for k, v in asdict(s).items()} for s in analysis.summaries],
         "bd_rate_psnr_rgb": {k: clean(v) for k, v in analysis.bd_rate_psnr.items()},
         "frames": [{k: clean(v) for k, v in asdict(r).items()} for r in analysis.rows],

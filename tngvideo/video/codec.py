@@ -104,12 +104,14 @@ class PFrameCoder:
             return (EMPTY, *self._code_prediction(x, ref, quality))
         motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
         mres_streams, mx_hat = self._code_prediction(x, self.mc(ref, flow_hat), quality)
-        if self.mode_decision or not _coded(motion_streams):  # an all-empty unit would read as "no motion"
-            res_streams, x_hat = self._code_prediction(x, ref, quality)
-            with_motion = self.rd_cost(x, mx_hat, motion_streams.payload_bits + mres_streams.payload_bits, quality)
-            if not _coded(motion_streams) or with_motion >= self.rd_cost(x, x_hat, res_streams.payload_bits, quality):
-                return EMPTY, res_streams, x_hat
-        return motion_streams, mres_streams, mx_hat
+        coded = _coded(motion_streams)  # an all-empty unit would read as "no motion": never send one
+        if coded and not self.mode_decision:
+            return motion_streams, mres_streams, mx_hat
+        res_streams, x_hat = self._code_prediction(x, ref, quality)
+        if coded and (self.rd_cost(x, mx_hat, motion_streams.payload_bits + mres_streams.payload_bits, quality)
+                      < self.rd_cost(x, x_hat, res_streams.payload_bits, quality)):
+            return motion_streams, mres_streams, mx_hat
+        return EMPTY, res_streams, x_hat
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:

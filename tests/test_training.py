@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -79,3 +80,75 @@ def test_two_process_ddp_keeps_the_replicas_identical(tmp_path):
     init = TNGImageModel(ModelConfig(channels=16, latent_channels=24)).state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a)  # and they did train
     assert (tmp_path / "w.safetensors").exists() and (tmp_path / "log.jsonl").exists()
+
+
+def test_a_new_lambda_table_keeps_every_rate_the_old_one_had():
+    """Re-mapping the gains to another lambda table (training resumed over a wider range) keeps
+    every weight, and the gains at any old lambda are where the new table puts that lambda."""
+    from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas
+
+    torch.manual_seed(0)
+    old = TNGImageModel(ModelConfig(channels=16, latent_channels=24,
+                                    lambdas=(0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932, 0.18)))
+    with torch.no_grad():
+        old.log_gain.add_(0.3 * torch.randn_like(old.log_gain))  # trained gains are not log-linear
+    lams = old.config.lambdas  # the old levels, the midpoints between them and two lower levels
+    wider = tuple(sorted(lams + tuple((a * b) ** 0.5 for a, b in zip(lams, lams[1:])) + (0.00045, 0.0009)))
+    new = with_lambdas(old, wider)
+    assert new.config.lambdas == wider and new.config.levels == 17
+    for name, p in old.state_dict().items():
+        if name not in ("log_gain", "log_inv_gain"):
+            assert torch.equal(p, new.state_dict()[name])
+    for q in (1.0, 2.5, 4.0, 7.3, 8.0):
+        q_new = new.quality_for_lambda(old.lambda_at(q))
+        assert new.lambda_at(q_new) == pytest.approx(old.lambda_at(q), rel=1e-3)
+        g_old, g_new = old.gains(torch.tensor([q]))[0], new.gains(torch.tensor([q_new]))[0]
+        assert torch.allclose(g_old, g_new, rtol=1e-4)
+    for q in (1.0, 3.21, 17.0):  # quality_for_lambda inverts lambda_at
+        assert new.quality_for_lambda(new.lambda_at(q)) == q
+    assert new.quality_for_lambda(1e-9) == 1.0 and new.quality_for_lambda(10.0) == 17.0
+
+
+def test_clip_runs_are_consecutive_frames_at_one_crop(tmp_path):
+    from conftest import make_clip
+    from tngvideo.train.video_data import ClipPairs
+
+    src = np.stack(make_clip(tmp_path / "c.mkv", frames=6, size=(40, 56)))  # lossless: frames known
+    clips = ClipPairs([tmp_path], crop=24, seed=3)
+    frames = clips.clips(5, 4)
+    assert len(frames) == 4 and frames[0].shape == (5, 3, 24, 24)
+    run = torch.stack(frames, 1).mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
+    for sample in run:  # find where each run sits in the source, flipped or not
+        hits = [(t, y, x) for flip in (False, True) for t in range(3) for y in range(17) for x in range(33)
+                if np.array_equal((src[:, :, ::-1] if flip else src)[t:t + 4, y:y + 24, x:x + 24], sample)]
+        assert hits, "a run that is not 4 consecutive frames of one crop"
+
+
+def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
+    """Joint training over rollouts of 2 P-frames (each predicted from the last reconstruction)
+    takes steps and writes weights and a training state that load again."""
+    import json
+
+    from conftest import make_clip
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train.loop import TrainState
+    from tngvideo.train.video_loop import train_video
+    from tngvideo.video.model import PFrameModel, VideoModelConfig
+    from tngvideo.video.weights import load_video_weights
+
+    for i in range(2):
+        Image.fromarray(natural_image(160, 160, seed=i)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "clips").mkdir()
+    make_clip(tmp_path / "clips" / "c.mkv", frames=5, size=(64, 64))
+    small = ModelConfig(channels=16, latent_channels=24)
+    cfg = VideoTrainConfig(stage="joint", photos=[str(tmp_path)], clips=[str(tmp_path / "clips")], crop=64, batch=2,
+                           synthetic_fraction=0.0, rollout=2, amp=False, save_every=1000)
+    torch.manual_seed(0)
+    model = PFrameModel(VideoModelConfig(motion=small, residual=small))
+    state = train_video(cfg, model=model, image_model=TNGImageModel(small), state=TrainState(),
+                        out=tmp_path / "v.safetensors", name="tiny-video", minutes=5, device=torch.device("cpu"),
+                        log_path=tmp_path / "log.jsonl", max_steps=2)
+    assert state.steps == 2
+    assert load_video_weights(tmp_path / "v.safetensors").model.config == model.config
+    saved = json.loads((tmp_path / "v.json").read_text())
+    assert saved["config"]["rollout"] == 2 and saved["training_state"]["steps"] == 2

@@ -102,6 +102,33 @@ def make_frame(seed: int) -> np.ndarray:
     return natural_image(30, 50, seed=seed)
 
 
+def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_weights, tiny_video, tmp_path):
+    """An image model with another lambda table (here twice the levels) codes the I-frames at the
+    quality whose lambda is the P-frame coder's: same bytes' worth, and still bit-exact."""
+    from tngvideo.image.codec import ImageCodec
+    from tngvideo.image.model import with_lambdas
+    from tngvideo.image.weights import build_tables, load_weights, save_weights
+
+    base = load_weights(tiny_weights).model
+    lams = base.config.lambdas
+    denser = tuple(sorted(lams + tuple((a * b) ** 0.5 for a, b in zip(lams, lams[1:]))))
+    m = with_lambdas(base, denser)
+    save_weights(m, tmp_path / "dense.safetensors", name="tiny", tables=build_tables(m))
+    dense = ImageCodec(load_weights(tmp_path / "dense.safetensors"))
+    frames = [make_frame(i) for i in range(3)]
+    for q in (1.0, 2.5, 4.0):
+        enc = VideoEncoder(dense, tiny_video.pframes, width=50, height=30, quality=q, gop=8)
+        same = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=q, gop=8)
+        assert enc.intra_quality == pytest.approx(2 * q - 1, abs=1e-3)
+        dec = VideoDecoder(dense, tiny_video.pframes, width=50, height=30)
+        for i, f in enumerate(frames):
+            out = enc.encode(f)
+            assert np.array_equal(dec.decode(out.packet)[1], out.reconstruction)
+            if i == 0:
+                ref = same.encode(f)
+                assert abs(out.stats.packet_bytes - ref.stats.packet_bytes) <= 0.02 * ref.stats.packet_bytes + 4
+
+
 def test_p_frame_without_reference_is_rejected(tiny_video):
     enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=8)
     enc.encode(make_frame(0))

@@ -445,7 +445,8 @@ def build_parser() -> argparse.ArgumentParser:
     e = add(img, "encode", help="image -> .tng")
     e.add_argument("input")
     e.add_argument("-o", "--output")
-    e.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
+    e.add_argument("--quality", type=float, default=6.0,
+                   help="1 (smallest) .. the model's top level (10 for the shipped model), fractional allowed")
     e.add_argument("--model", default=DEFAULT_MODEL)
     e.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     e.set_defaults(func=cmd_image_encode)

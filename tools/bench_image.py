@@ -21,7 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tngvideo.analysis.image_bench import DEFAULT_TNG_QUALITIES, plot_rd, run_image_benchmark  # noqa: E402
+from tngvideo.analysis.image_bench import plot_rd, run_image_benchmark  # noqa: E402
 from tngvideo.analysis.records import append_record, device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
@@ -34,7 +34,7 @@ def main() -> int:
     ap.add_argument("--images", default=str(ROOT.parent / "shared/data/kodak"), help="folder of PNGs")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N images")
     ap.add_argument("--weights", default=None, help="a .safetensors file (default: the shipped model)")
-    ap.add_argument("--qualities", type=float, nargs="+", default=DEFAULT_TNG_QUALITIES)
+    ap.add_argument("--qualities", type=float, nargs="+", default=None, help="default: every level of the model")
     ap.add_argument("--classics", default="jpeg,webp,avif")
     ap.add_argument("--no-msssim", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "results/kodak.json"))

@@ -24,14 +24,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tngvideo.analysis.image_bench import run_image_benchmark  # noqa: E402
+from tngvideo.analysis.image_bench import model_qualities, run_image_benchmark  # noqa: E402
 from tngvideo.analysis.records import append_record, device_description  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.model import TNGImageModel  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
-
-QUALITIES = [1.0, 2.4, 3.8, 5.2, 6.6, 8.0]
 
 
 def main() -> int:
@@ -63,7 +61,7 @@ def main() -> int:
 
     codec = ImageCodec(load_weights(weights))
     paths = sorted(Path(args.kodak).glob("*.png"))
-    res = run_image_benchmark(codec, paths, qualities=QUALITIES, classics=("jpeg",), with_msssim=False)
+    res = run_image_benchmark(codec, paths, qualities=model_qualities(codec, 6), classics=("jpeg",), with_msssim=False)
     tng = res.curves["tng"]
     record = {
         "label": args.label,

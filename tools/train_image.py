@@ -22,7 +22,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tngvideo.image.model import TNGImageModel  # noqa: E402
+from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
@@ -56,8 +56,11 @@ def main() -> int:
         if meta.exists():
             state = TrainState(**json.loads(meta.read_text())["training_state"])
         print(f"resuming from {init} at step {state.steps}", file=sys.stderr)
+        if cfg.lambdas and tuple(cfg.lambdas) != model.config.lambdas:
+            model = with_lambdas(model, tuple(cfg.lambdas))
+            print(f"gains re-mapped to the lambda table {cfg.lambdas}", file=sys.stderr)
     else:
-        model = TNGImageModel()
+        model = TNGImageModel(ModelConfig(lambdas=tuple(cfg.lambdas)) if cfg.lambdas else ModelConfig())
         print("training from scratch", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,13 @@ CLASSIC_SWEEPS: dict[str, tuple[str, list[int]]] = {
     "webp": ("WEBP", [5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95]),
     "avif": ("AVIF", [10, 20, 30, 40, 50, 60, 70, 80, 90]),
 }
-DEFAULT_TNG_QUALITIES = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]
+
+
+def model_qualities(codec: ImageCodec, count: int | None = None) -> list[float]:
+    """`count` qualities evenly over the model's range (default: every level)."""
+    lo, hi = codec.quality_range
+    n = count or int(hi - lo) + 1
+    return [round(lo + (hi - lo) * k / (n - 1), 2) for k in range(n)]
 
 
 @dataclass
@@ -131,11 +137,12 @@ def bench_classic(name: str, images: list[np.ndarray], *, settings: list[int] | 
     return points
 
 
-def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list[float] = DEFAULT_TNG_QUALITIES,
+def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list[float] | None = None,
                         classics: tuple[str, ...] = ("jpeg", "webp", "avif"), with_msssim: bool = True,
                         progress: bool = True) -> BenchResult:
     images = [read_image(p) for p in paths]
     result = BenchResult(images=[p.name for p in paths], model=codec.name, weights_hash=codec.weights_hash.hex())
+    qualities = qualities or model_qualities(codec)
     result.curves["tng"] = bench_tng(codec, images, qualities, with_msssim=with_msssim, progress=progress)
     tng = result.curves["tng"]
     for name in classics:

@@ -18,7 +18,7 @@ from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
 from tngvideo.image.weights import LoadedModel, load_weights
 
-__all__ = ["CompressResult", "DecodeError", "ImageCodec", "to_rgb8"]
+__all__ = ["CompressResult", "DecodeError", "ImageCodec", "check_quality", "to_rgb8"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,14 @@ def to_rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a[:, :, :3])
 
 
+def check_quality(quality: float, quality_range: tuple[float, float]) -> float:
+    """`quality` rounded to what a file carries (0.01 steps); ValueError outside the range."""
+    lo, hi = quality_range
+    if not (lo <= float(quality) <= hi):
+        raise ValueError(f"quality must be between {lo:g} and {hi:g}, got {quality}")
+    return round(float(quality) * 100) / 100
+
+
 class ImageCodec:
     """A loaded model plus its integer tables: everything needed to code images."""
 
@@ -64,10 +72,7 @@ class ImageCodec:
         return self.model.config.min_quality, self.model.config.max_quality
 
     def check_quality(self, quality: float) -> float:
-        lo, hi = self.quality_range
-        if not (lo <= float(quality) <= hi):
-            raise ValueError(f"quality must be between {lo:g} and {hi:g}, got {quality}")
-        return round(float(quality) * 100) / 100  # what the file can carry
+        return check_quality(quality, self.quality_range)
 
     @torch.no_grad()
     def encode_tensor(self, x: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:

@@ -14,7 +14,7 @@ only shifts the reconstruction, it never changes which table is used.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
@@ -28,7 +28,10 @@ from tngvideo.entropy import (
 )
 from tngvideo.nn import AnalysisStage, SynthesisStage, conv, deconv
 
-DEFAULT_LAMBDAS = (0.0018, 0.0035, 0.0067, 0.0130, 0.0250, 0.0483, 0.0932, 0.1800)
+# Ten levels, geometric from 0.00025 to 0.18 (a factor of about 2.08 per level): the image model
+# spans about 0.1 to 2 bpp on Kodak. The first shipped models used the eight levels 0.0018..0.18,
+# still read from their files (the table travels with the weights).
+DEFAULT_LAMBDAS = tuple(round(0.00025 * (0.18 / 0.00025) ** (k / 9), 6) for k in range(10))
 MAX_LOG_SCALE = math.log(256.0)
 
 
@@ -109,6 +112,27 @@ class HyperpriorCoder(nn.Module):
     def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._interp(self.log_lambdas, quality))
 
+    def lambda_at(self, quality: float) -> float:
+        """lambda(quality) in float64 (the same interpolation as `lmbda`)."""
+        q = min(max(float(quality), self.config.min_quality), self.config.max_quality) - 1.0
+        lo = min(int(math.floor(q)), self.config.levels - 2)
+        t = q - lo
+        log_l = [math.log(v) for v in self.config.lambdas]
+        return math.exp(log_l[lo] * (1 - t) + log_l[lo + 1] * t)
+
+    def quality_for_lambda(self, lmbda: float) -> float:
+        """The quality whose lambda is `lmbda` (clamped to the range), to 4 decimals.
+
+        Computed in float64 from the config, so an encoder and a decoder agree on it."""
+        log_l = [math.log(v) for v in self.config.lambdas]
+        t = math.log(lmbda)
+        if t <= log_l[0]:
+            return self.config.min_quality
+        for k in range(len(log_l) - 1):
+            if t <= log_l[k + 1]:
+                return round(1.0 + k + (t - log_l[k]) / (log_l[k + 1] - log_l[k]), 4)
+        return self.config.max_quality
+
     # -- training ------------------------------------------------------------------------
     def code_latent(self, y: torch.Tensor, *, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass over a gained latent: (y_hat, bits of y, bits of z), per batch item.
@@ -132,6 +156,31 @@ class HyperpriorCoder(nn.Module):
             p_y = self.gaussian.likelihood(perturb(y - mean) + mean, mean, torch.exp(log_scale))
             bits_y = bits_from_likelihood(p_y)
         return ste_round(y - mean) + mean, bits_y, bits_z
+
+
+def _interp_log_table(old_log_l: torch.Tensor, table: torch.Tensor, new_log_l: torch.Tensor) -> torch.Tensor:
+    """Rows of `table` (one per old log-lambda) linearly inter/extrapolated to new log-lambdas."""
+    rows = []
+    for t in new_log_l.tolist():
+        k = int(torch.searchsorted(old_log_l, torch.tensor(t)).clamp(1, len(old_log_l) - 1))
+        w = (t - float(old_log_l[k - 1])) / float(old_log_l[k] - old_log_l[k - 1])
+        rows.append(table[k - 1] * (1 - w) + table[k] * w)
+    return torch.stack(rows)
+
+
+def with_lambdas(model: "HyperpriorCoder", lambdas: tuple[float, ...]) -> "HyperpriorCoder":
+    """A copy of `model` over a new lambda table: every weight kept, the gain vectors of each new
+    level interpolated (or extrapolated) from the old levels in log-lambda."""
+    new = type(model)(replace(model.config, lambdas=tuple(lambdas)))
+    state = {k: v for k, v in model.state_dict().items() if k not in ("log_gain", "log_inv_gain")}
+    missing = new.load_state_dict(state, strict=False).missing_keys
+    if set(missing) != {"log_gain", "log_inv_gain"}:
+        raise ValueError(f"unexpected missing weights: {missing}")
+    old_l, new_l = torch.log(torch.tensor(model.config.lambdas)), torch.log(torch.tensor(lambdas))
+    with torch.no_grad():
+        new.log_gain.copy_(_interp_log_table(old_l, model.log_gain.detach().float(), new_l))
+        new.log_inv_gain.copy_(_interp_log_table(old_l, model.log_inv_gain.detach().float(), new_l))
+    return new
 
 
 class HyperpriorAutoencoder(HyperpriorCoder):

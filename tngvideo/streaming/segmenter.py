@@ -184,7 +184,7 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
             shutil.rmtree(sub)
         sub.mkdir()
         renditions.append(RenditionResult(i, r.kbps, w, h, f"r{i}/index.m3u8"))
-        states.append(_RateState(quality=sum(codecs.image.quality_range) / 2))
+        states.append(_RateState(quality=sum(codecs.pframes.quality_range) / 2))
     warnings = ["audio is not carried in segments"] if info.audio_streams else []
     for k, frames in enumerate(split_segments(read_video(src, max_frames=max_frames), info.time_base, segment_seconds)):
         ticks = frames[-1].pts - frames[0].pts + frames[-1].duration
@@ -199,7 +199,7 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
 
             uri = f"seg{k:05d}.tngv"
             size, q, tries, seq = _encode_at_rate(out_dir / f"r{rend.index}" / uri,
-                                                  quality_range=codecs.image.quality_range,
+                                                  quality_range=codecs.pframes.quality_range,
                                                   target_bytes=rend.target_kbps * 1000 / 8 * seconds,
                                                   state=state, tolerance=tolerance, encode=encode)
             kbps = size * 8 / 1000 / seconds

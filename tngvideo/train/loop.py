@@ -40,8 +40,10 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 500
     eval_images: list[str] = field(default_factory=list)
-    eval_qualities: list[float] = field(default_factory=lambda: [1.0, 4.5, 8.0])
+    eval_qualities: list[float] = field(default_factory=lambda: [1.0, 5.5, 10.0])
     save_every: int = 1000
+    # The model's lambda table; resuming from weights with another table re-maps their gains.
+    lambdas: list[float] | None = None
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -4,8 +4,8 @@
   plus an independently moving patch from another photo, with the exact flow. This is the
   usual way to pretrain motion estimation without a large video corpus.
 - `ClipPairs`: consecutive frames of real clips (and Vimeo-90k septuplets), decoded once and
-  kept in memory, cropped at the same place in both frames. No flow: for rate-distortion
-  training.
+  kept in memory, cropped at the same place in every frame: pairs, or runs of several frames
+  for rollouts. No flow: for rate-distortion training.
 """
 
 from __future__ import annotations
@@ -99,21 +99,22 @@ class ClipPairs:
         if len(frames) >= 2 and min(frames[0].shape[:2]) >= crop:
             self.sequences.append(np.stack(frames))
 
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+    def clips(self, n: int, length: int) -> list[torch.Tensor]:
+        """`length` consecutive frames of `n` random crops: a list of (n, 3, crop, crop) in time order."""
         c = self.crop
-        cur, ref = [], []
+        out = []
         for _ in range(n):
             seq = self.sequences[self.rng.integers(len(self.sequences))]
-            t = self.rng.integers(1, len(seq))
+            t = self.rng.integers(0, len(seq) - length + 1) if len(seq) >= length else 0
             top = self.rng.integers(0, seq.shape[1] - c + 1)
             left = self.rng.integers(0, seq.shape[2] - c + 1)
-            pair = seq[t - 1 : t + 1, top : top + c, left : left + c]
-            if self.rng.random() < 0.5:
-                pair = pair[:, :, ::-1]
-            ref.append(pair[0])
-            cur.append(pair[1])
+            run = seq[t : t + length, top : top + c, left : left + c]
+            if len(run) < length:  # a clip shorter than the rollout: hold its last frame
+                run = np.concatenate([run, np.repeat(run[-1:], length - len(run), axis=0)])
+            out.append(run[:, :, ::-1] if self.rng.random() < 0.5 else run)
+        frames = torch.from_numpy(np.ascontiguousarray(np.stack(out))).permute(1, 0, 4, 2, 3).float() / 255
+        return list(frames)
 
-        def to_t(a):
-            return torch.from_numpy(np.ascontiguousarray(np.stack(a))).permute(0, 3, 1, 2).float() / 255
-
-        return to_t(cur), to_t(ref), None
+    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, None]:
+        ref, cur = self.clips(n, 2)
+        return cur, ref, None

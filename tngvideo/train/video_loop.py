@@ -3,9 +3,11 @@
 - stage "flow": the flow network alone, supervised by the exact flow of synthetic motion
   (end-point error).
 - stage "joint": everything, rate-distortion loss lambda(q) * 255^2 * MSE + bits per pixel,
-  with the reference frame coded by the (frozen) image model at the same quality, so the
+  with the reference frame coded by the (frozen) image model at the same lambda, so the
   P-frame model learns to predict from decoded frames. Half the pairs are synthetic motion,
-  half real clips.
+  half real clips. With `rollout` > 1 the real-clip samples are runs of that many P-frames, each
+  predicted from the previous one's reconstruction (gradients flow along the chain), so the
+  loss sees the errors that propagate through a group of pictures.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class VideoTrainConfig:
     # teaches motion and compensation before the residual coder has adapted; it decays linearly
     # to zero at half of the run
     prediction_weight: float = 0.0
+    rollout: int = 1  # joint stage: P-frames per real-clip sample, each predicted from the last
     peak_lr: float = 5e-4
     min_lr_fraction: float = 0.05
     warmup_steps: int = 200
@@ -59,6 +62,8 @@ class VideoTrainConfig:
         cfg = cls(**d)
         if cfg.stage not in STAGES:
             raise ValueError(f"stage must be one of {STAGES}")
+        if cfg.rollout < 1:
+            raise ValueError("rollout must be at least 1")
         return cfg
 
 
@@ -66,9 +71,39 @@ def endpoint_error(pred: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(pred - flow, dim=1).mean()
 
 
+def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[torch.Tensor], q: torch.Tensor, *,
+                 amp: bool, prediction_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+    """Frame 0 coded by the (frozen) image model at the same lambda as the P-frame model at q
+    (as the codec's I-frames), each later frame predicted from the previous reconstruction.
+    Returns the mean RD loss over the P-frames and figures to log."""
+    q_intra = torch.tensor([image_model.quality_for_lambda(model.residual.lambda_at(v)) for v in q.tolist()],
+                           device=q.device)
+    with torch.no_grad():
+        ref_hat = image_model(frames[0], q_intra, amp=amp).x_hat.clamp(0, 1)
+    pixels = frames[0].shape[2] * frames[0].shape[3]
+    losses, mses, bpps, motion = [], [], [], []
+    for cur in frames[1:]:
+        res = model(cur, ref_hat, q, amp=amp)
+        mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
+        bpp = (res.bits_motion + res.bits_residual) / pixels
+        loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
+        if prediction_weight > 0:
+            pred_mse = ((res.prediction - cur) ** 2).mean(dim=(1, 2, 3))
+            loss = loss + prediction_weight * (res.lmbda * 255.0**2 * pred_mse).mean()
+        losses.append(loss)
+        mses.append(mse)
+        bpps.append(bpp)
+        motion.append(res.bits_motion / pixels)
+        ref_hat = res.x_hat.clamp(0, 1)
+    mse, bpp = torch.stack(mses).detach(), torch.stack(bpps).detach()
+    return torch.stack(losses).mean(), {
+        "bpp": float(bpp.mean()), "psnr": float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
+        "motion_bpp": float(torch.stack(motion).detach().mean()), "frames": len(frames) - 1}
+
+
 def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGImageModel, state: TrainState,
                 out: Path, name: str, minutes: float, device: torch.device, log_path: Path,
-                stop_file: Path | None = None) -> TrainState:
+                stop_file: Path | None = None, max_steps: int | None = None) -> TrainState:
     torch.manual_seed(cfg.seed + state.steps)
     synthetic = SyntheticMotion(list_images(cfg.photos), crop=cfg.crop, seed=cfg.seed + state.steps)
     clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage == "joint" else None
@@ -93,36 +128,30 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     gen = torch.Generator().manual_seed(cfg.seed + state.steps)
     try:
         with log_path.open("a") as log:
-            while time.time() < start + minutes * 60 and not stopping["flag"] and not (stop_file and stop_file.exists()):
+            while (time.time() < start + minutes * 60 and not stopping["flag"] and not (stop_file and stop_file.exists())
+                   and (max_steps is None or run_step < max_steps)):
                 progress = ((time.time() - start) / (minutes * 60) if cfg.schedule_by == "time"
                             else state.steps / max(1, cfg.total_steps))
                 lr = lr_at(cfg, progress, run_step)  # type: ignore[arg-type]
                 for g in opt.param_groups:
                     g["lr"] = lr
                 use_synthetic = cfg.stage == "flow" or torch.rand(1, generator=gen).item() < cfg.synthetic_fraction
-                cur, ref, flow = (synthetic if use_synthetic else clips).batch(cfg.batch)
-                cur, ref = cur.to(device), ref.to(device)
                 rec = {"step": state.steps + 1, "lr": lr}
+                if use_synthetic:
+                    cur, ref, flow = synthetic.batch(cfg.batch)
+                    frames = [ref.to(device), cur.to(device)]
+                else:
+                    frames = [f.to(device) for f in clips.clips(cfg.batch, cfg.rollout + 1)]
                 if cfg.stage == "flow":
                     with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                        pred = model.flow(cur, ref)
+                        pred = model.flow(frames[1], frames[0])
                     loss = endpoint_error(pred.float(), flow.to(device))
                     rec["epe"] = float(loss)
                 else:
-                    q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (image_model.config.max_quality - 1)
-                    with torch.no_grad():
-                        ref_hat = image_model(ref, q, amp=cfg.amp).x_hat.clamp(0, 1)
-                    res = model(cur, ref_hat, q, amp=cfg.amp)
-                    mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
-                    bpp = (res.bits_motion + res.bits_residual) / (cur.shape[2] * cur.shape[3])
-                    loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
-                    aux = cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress)
-                    if aux > 0:
-                        pred_mse = ((res.prediction - cur) ** 2).mean(dim=(1, 2, 3))
-                        loss = loss + aux * (res.lmbda * 255.0**2 * pred_mse).mean()
-                    rec.update(loss=float(loss), bpp=float(bpp.mean()),
-                               psnr=float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
-                               motion_bpp=float((res.bits_motion / (cur.shape[2] * cur.shape[3])).mean()))
+                    q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (model.residual.config.max_quality - 1)
+                    loss, figures = rollout_loss(model, image_model, frames, q, amp=cfg.amp,
+                                                 prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress))
+                    rec.update(loss=float(loss), **figures)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
-from tngvideo.image.codec import ImageCodec
+from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
@@ -89,9 +89,23 @@ class PFrameCoder:
         res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
         return res_streams, pred + res_hat - RESIDUAL_OFFSET
 
+    @property
+    def quality_range(self) -> tuple[float, float]:
+        cfg = self._transform(self.residual).config
+        return cfg.min_quality, cfg.max_quality
+
+    def check_quality(self, quality: float) -> float:
+        return check_quality(quality, self.quality_range)
+
+    def intra_quality(self, image: ImageCodec, quality: float) -> float:
+        """The image codec's quality with this coder's lambda at `quality`: I- and P-frames of a
+        sequence are coded at one rate-distortion trade-off even when the two models' quality
+        scales differ."""
+        return image.model.quality_for_lambda(self._transform(self.residual).lambda_at(quality))
+
     def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bits: int, quality: float) -> float:
         """The training objective on real bytes: lambda(q) * 255^2 * MSE * pixels + bits."""
-        lmbda = float(self._transform(self.residual).lmbda(torch.tensor([quality], device=x.device)))
+        lmbda = self._transform(self.residual).lambda_at(quality)
         mse = float(((x_hat.clamp(0, 1) - x) ** 2).mean())
         return lmbda * 255.0**2 * mse * x.shape[-1] * x.shape[-2] + bits
 
@@ -151,7 +165,8 @@ class VideoEncoder:
             raise ValueError("a chunk must start at a GOP boundary")
         self.image, self.pframes = image, pframes
         self.width, self.height = width, height
-        self.quality = image.check_quality(quality)
+        self.quality = pframes.check_quality(quality)
+        self.intra_quality = pframes.intra_quality(image, self.quality)
         self.gop = gop
         self.index = first_index
         self._ref: torch.Tensor | None = None
@@ -161,7 +176,7 @@ class VideoEncoder:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
         x = _to_tensor(rgb, self.image.device)
         if self.index % self.gop == 0 or self._ref is None:
-            streams, x_hat = self.image.encode_tensor(x, self.quality)
+            streams, x_hat = self.image.encode_tensor(x, self.intra_quality)
             coded = {"intra": streams}
         else:
             motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality)
@@ -195,12 +210,12 @@ class VideoDecoder:
             p = unpack_packet(data)
         except BitstreamError as exc:
             raise DecodeError(str(exc)) from None
-        lo, hi = self.image.quality_range
+        lo, hi = self.pframes.quality_range
         if not lo <= p.quality <= hi:
             raise DecodeError(f"quality {p.quality} out of range")
         units = [LatentStreams(u.hyper, u.latent, u.symbols_crc, float("nan")) for u in p.units]
         if p.frame_type == FrameType.I:
-            x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), p.quality)
+            x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), self.pframes.intra_quality(self.image, p.quality))
         else:
             if self._ref is None:
                 raise DecodeError("P-frame without a reference (decoding must start at an I-frame)")

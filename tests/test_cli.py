@@ -115,3 +115,17 @@ def test_corrupt_video_stream_fails_cleanly(tmp_path, capsys):
     assert not out.exists() and not list(tmp_path.glob(".bad.mkv*"))
     err = capsys.readouterr().err
     assert "frame 0" in err and "checksum" in err
+
+
+def test_help_answers_without_loading_torch():
+    """`tngvideo --help` and every sub-command's help come back without importing torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom tngvideo.cli import main\n"
+            "for argv in (['--help'], ['encode', '--help'], ['image', 'encode', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass\n"
+            "sys.exit(1 if 'torch' in sys.modules else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--gop" in r.stdout and "--quality" in r.stdout

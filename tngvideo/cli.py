@@ -374,7 +374,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(group, name, **kw):  # every sub-command also takes -q and --threads
         return group.add_parser(name, parents=[common], **kw)
 
-    from tngvideo.videofile import DEFAULT_GOP
+    from tngvideo.video import DEFAULT_GOP
 
     ve = add(sub, "encode", help="video (anything FFmpeg reads) -> .tngv")
     ve.add_argument("input")

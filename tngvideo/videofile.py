@@ -17,12 +17,8 @@ from tngvideo.fileio import atomic_output
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
+from tngvideo.video import DEFAULT_GOP
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
-
-# Intra period, by measurement (tools/bench_gop.py, results/gop.json: tng-video-1 at 6,242 steps, dev clips, 32
-# frames): against GOP 8, GOP 16 saves 3.5% / 5.5% of the bits at equal PSNR and GOP 32 2.8% / 6.2%
-# (bikes / gymbasketball). 16 and 32 tie on average; 16 seeks twice as fast and recovers sooner.
-DEFAULT_GOP = 16
 
 
 @dataclass

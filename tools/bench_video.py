@@ -32,7 +32,7 @@ from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.videofile import DEFAULT_GOP  # noqa: E402
+from tngvideo.video import DEFAULT_GOP  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 

@@ -25,8 +25,9 @@ from tngvideo.fileio import atomic_output
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.streaming.ladder import Rendition
 from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
+from tngvideo.video import DEFAULT_GOP
 from tngvideo.video.registry import load_video_codecs
-from tngvideo.videofile import DEFAULT_GOP, EncodedSequence, encode_sequence
+from tngvideo.videofile import EncodedSequence, encode_sequence
 
 DEFAULT_SEGMENT_SECONDS = 2.0
 DEFAULT_TOLERANCE = 0.05  # aim; the promise to users is 10%

@@ -344,7 +344,8 @@ def cmd_demo(args) -> int:
     h, w = rgb.shape[:2]
     print(f"model {codec.name} ({codec.weights_hash.hex()}), sample photo {w}x{h}")
     print(f"{'quality':>7} {'bytes':>7} {'bpp':>7} {'PSNR-RGB':>9} {'est/actual':>10} {'enc ms':>7} {'dec ms':>7}  round trip")
-    for q in args.quality:
+    lo, hi = codec.quality_range
+    for q in args.quality or [lo + (hi - lo) * k / 3 for k in range(4)]:
         t0 = time.perf_counter()
         res = codec.compress_with_info(rgb, q)
         t1 = time.perf_counter()
@@ -437,7 +438,8 @@ def build_parser() -> argparse.ArgumentParser:
     an.set_defaults(func=cmd_analyze)
 
     d = add(sub, "demo", help="compress and decompress a sample photo, print bpp and PSNR")
-    d.add_argument("--quality", type=float, nargs="+", default=[1.0, 3.0, 5.0, 8.0])
+    d.add_argument("--quality", type=float, nargs="+", default=None,
+                   help="default: four qualities spread over the model's range")
     d.add_argument("--model", default=DEFAULT_MODEL)
     d.set_defaults(func=cmd_demo)
 

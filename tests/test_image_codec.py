@@ -52,8 +52,10 @@ def test_greyscale_and_rgba_follow_the_conversion_rule(tiny_codec):
 
 
 def test_quality_out_of_range_is_refused(tiny_codec):
-    with pytest.raises(ValueError, match="quality"):
-        tiny_codec.compress(natural_image(8, 8), 9.5)
+    lo, hi = tiny_codec.quality_range
+    for q in (lo - 0.5, hi + 0.5):
+        with pytest.raises(ValueError, match="quality"):
+            tiny_codec.compress(natural_image(8, 8), q)
 
 
 def test_truncated_files_are_rejected_at_every_length(tiny_codec):

@@ -2,7 +2,7 @@
 """Ship trained weights into the package: fp16 weights plus the integer entropy tables built
 from exactly those fp16 weights, with the training-state JSON beside them.
 
-    python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/tng-image-1
+    python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/tng-image-2
     python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/tng-video-1
 """
 
@@ -41,6 +41,7 @@ def main() -> int:
     else:
         name = args.name or image_registry.DEFAULT_MODEL
         dst = image_registry.WEIGHTS_DIR / f"{name}.safetensors"
+        dst.parent.mkdir(parents=True, exist_ok=True)
         save_weights(load_weights(src).model, dst, name=name, tables=None, half=True)
     state = src.with_suffix(".json")
     if state.exists():

@@ -151,7 +151,7 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                     q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (model.residual.config.max_quality - 1)
                     loss, figures = rollout_loss(model, image_model, frames, q, amp=cfg.amp,
                                                  prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress))
-                    rec.update(loss=float(loss), **figures)
+                    rec.update(loss=float(loss.detach()), **figures)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)

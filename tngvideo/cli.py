@@ -337,6 +337,7 @@ def sample_image() -> np.ndarray:
 
 
 def cmd_demo(args) -> int:
+    from tngvideo.analysis.image_bench import model_qualities
     from tngvideo.analysis.metrics import psnr
 
     rgb = sample_image()
@@ -344,8 +345,7 @@ def cmd_demo(args) -> int:
     h, w = rgb.shape[:2]
     print(f"model {codec.name} ({codec.weights_hash.hex()}), sample photo {w}x{h}")
     print(f"{'quality':>7} {'bytes':>7} {'bpp':>7} {'PSNR-RGB':>9} {'est/actual':>10} {'enc ms':>7} {'dec ms':>7}  round trip")
-    lo, hi = codec.quality_range
-    for q in args.quality or [lo + (hi - lo) * k / 3 for k in range(4)]:
+    for q in args.quality or model_qualities(codec, 4):
         t0 = time.perf_counter()
         res = codec.compress_with_info(rgb, q)
         t1 = time.perf_counter()

@@ -1,11 +1,11 @@
-"""Training pairs for the P-frame model: (current, reference, flow or None).
+"""Training data for the P-frame model.
 
 - `SyntheticMotion`: from still photos, a random affine camera motion (shift, zoom, rotation)
   plus an independently moving patch from another photo, with the exact flow. This is the
   usual way to pretrain motion estimation without a large video corpus.
 - `ClipPairs`: consecutive frames of real clips (and Vimeo-90k septuplets), decoded once and
-  kept in memory, cropped at the same place in every frame: pairs, or runs of several frames
-  for rollouts. No flow: for rate-distortion training.
+  kept in memory, cropped at the same place in every frame: runs of two or more frames (a
+  pair, or a rollout). No flow: for rate-distortion training.
 """
 
 from __future__ import annotations
@@ -114,7 +114,3 @@ class ClipPairs:
             out.append(run[:, :, ::-1] if self.rng.random() < 0.5 else run)
         frames = torch.from_numpy(np.ascontiguousarray(np.stack(out))).permute(1, 0, 4, 2, 3).float() / 255
         return list(frames)
-
-    def batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor, None]:
-        ref, cur = self.clips(n, 2)
-        return cur, ref, None

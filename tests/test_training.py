@@ -4,6 +4,7 @@ import torch
 from PIL import Image
 
 from conftest import natural_image
+from tngvideo.train.data import CropSampler, Prefetcher, list_images
 from tngvideo.train.loop import TrainConfig, lr_at
 from tngvideo.train.video_data import SyntheticMotion
 from tngvideo.train.video_loop import VideoTrainConfig
@@ -22,6 +23,24 @@ def test_synthetic_motion_flow_explains_the_frame_pair(tmp_path):
     # Away from the moving patch's uncovered background, the exact flow predicts the frame.
     assert torch.quantile(err.flatten(), 0.7) < 0.02
     assert err.mean() < 0.5 * still.mean()
+
+
+def test_prefetched_crops_are_the_samplers_own_sequence(tmp_path):
+    for i in range(2):
+        Image.fromarray(natural_image(96, 120, seed=i)).save(tmp_path / f"p{i}.png")
+    files = list_images([tmp_path])
+    direct = CropSampler(files, crop=32, seed=3)
+    expected = [direct.batch_uint8(5) for _ in range(6)]
+    prefetch = Prefetcher(CropSampler(files, crop=32, seed=3), 5, depth=2)
+    try:
+        got = [prefetch.next() for _ in range(6)]
+    finally:
+        prefetch.close()
+    for a, b in zip(expected, got):
+        assert a.dtype == torch.uint8 and a.shape == (5, 3, 32, 32)
+        assert torch.equal(a, b)
+    floats = CropSampler(files, crop=32, seed=3).batch(5)
+    assert torch.equal(floats, expected[0].float() / 255.0)
 
 
 def test_learning_rate_schedule_warms_up_and_decays():

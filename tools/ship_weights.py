@@ -2,7 +2,7 @@
 """Ship trained weights into the package: fp16 weights plus the integer entropy tables built
 from exactly those fp16 weights, with the training-state JSON beside them.
 
-    python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/tng-image-2
+    python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/<default model>
     python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/tng-video-1
 """
 

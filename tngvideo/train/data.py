@@ -7,6 +7,8 @@ generator so runs are reproducible.
 
 from __future__ import annotations
 
+import queue
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,11 @@ class CropSampler:
         self.weights = area / area.sum()
 
     def batch(self, size: int) -> torch.Tensor:
+        """`size` crops as floats in [0, 1], (N, 3, crop, crop)."""
+        return self.batch_uint8(size).float().div_(255.0)
+
+    def batch_uint8(self, size: int) -> torch.Tensor:
+        """`size` crops as uint8, (N, 3, crop, crop): a quarter of the bytes to move to a GPU."""
         c = self.crop
         out = np.empty((size, c, c, 3), dtype=np.uint8)
         for i, k in enumerate(self.rng.choice(len(self.images), size=size, p=self.weights)):
@@ -54,4 +61,32 @@ class CropSampler:
             if self.rng.random() < 0.5:
                 patch = patch[::-1]
             out[i] = patch
-        return torch.from_numpy(out).permute(0, 3, 1, 2).float().div_(255.0)
+        return torch.from_numpy(out).permute(0, 3, 1, 2)
+
+
+class Prefetcher:
+    """Draws the sampler's batches in a background thread, `depth` ahead, so a fast device never
+    waits on crop sampling. The order of batches is the sampler's own (one producer)."""
+
+    def __init__(self, sampler: CropSampler, size: int, *, depth: int = 4):
+        self._queue: queue.Queue[torch.Tensor] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(sampler, size), daemon=True)
+        self._thread.start()
+
+    def _run(self, sampler: CropSampler, size: int) -> None:
+        while not self._stop.is_set():
+            b = sampler.batch_uint8(size)
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(b, timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
+    def next(self) -> torch.Tensor:
+        return self._queue.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()

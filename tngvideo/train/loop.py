@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.weights import build_tables, save_weights
-from tngvideo.train.data import CropSampler, list_images
+from tngvideo.train.data import CropSampler, Prefetcher, list_images
 from tngvideo.train.distributed import any_rank, setup, teardown
 
 
@@ -127,6 +127,8 @@ def train(
         _pad64(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0)
         for p in cfg.eval_images
     ]
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     model.to(device).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)
@@ -159,6 +161,7 @@ def train(
         ema.to(device)
         out.with_suffix(".json").write_text(json.dumps(train_state_json(cfg, ema_state), indent=2) + "\n")
 
+    batches = Prefetcher(sampler, local_batch)
     try:
         while not any_rank(time.time() >= deadline or stopping["flag"] or bool(stop_file and stop_file.exists())
                            or (max_steps is not None and run_step >= max_steps), info, device):
@@ -169,7 +172,7 @@ def train(
             lr = lr_at(cfg, progress, run_step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x = sampler.batch(local_batch).to(device)
+            x = batches.next().to(device, non_blocking=True).float().div_(255.0)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             q = (1.0 + torch.rand(local_batch, generator=qgen) * (model.config.max_quality - 1.0)).to(device)
@@ -180,8 +183,7 @@ def train(
             opt.step()
             with torch.no_grad():
                 d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1 - d)
+                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)
             state.steps += 1
             state.crops_seen += cfg.batch
             run_step += 1
@@ -202,6 +204,7 @@ def train(
                 ema_state.steps, ema_state.crops_seen = state.steps, state.crops_seen
                 save()
     finally:
+        batches.close()
         bar.close()
         signal.signal(signal.SIGTERM, old)
         state.runs += 1

@@ -3,10 +3,14 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import natural_image
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import make_clip, natural_image
 from tngvideo.train.data import CropSampler, Prefetcher, list_images
 from tngvideo.train.loop import TrainConfig, lr_at
-from tngvideo.train.video_data import SyntheticMotion
+from tngvideo.train.video_data import ClipPairs, SyntheticMotion, frame_folders
 from tngvideo.train.video_loop import VideoTrainConfig
 from tngvideo.video.warp import backward_warp
 
@@ -41,6 +45,28 @@ def test_prefetched_crops_are_the_samplers_own_sequence(tmp_path):
         assert torch.equal(a, b)
     floats = CropSampler(files, crop=32, seed=3).batch(5)
     assert torch.equal(floats, expected[0].float() / 255.0)
+
+
+def test_exported_frame_folders_train_on_the_same_frames(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    make_clip(src / "clip.mkv", frames=8, size=(40, 56))  # FFV1: lossless
+    septuplet = src / "seq" / "0001"
+    septuplet.mkdir(parents=True)
+    for i in range(1, 12):  # im1 .. im11: numeric order, not im1, im10, im11, im2 ...
+        Image.fromarray(natural_image(40, 48, seed=i)).save(septuplet / f"im{i}.png")
+    assert [p.name for p in frame_folders(src)[0][1]][:3] == ["im1.png", "im2.png", "im3.png"]
+    tool = Path(__file__).resolve().parents[1] / "tools" / "export_frames.py"
+    out = tmp_path / "frames"
+    subprocess.run([sys.executable, str(tool), str(src), "-o", str(out), "--max-frames", "6"], check=True,
+                   capture_output=True)
+    assert not (tmp_path / "frames.partial").exists()
+    a, b = ClipPairs([src], crop=32, max_frames=6), ClipPairs([out], crop=32, max_frames=6)
+    assert len(a.sequences) == len(b.sequences) == 2
+    for x, y in zip(sorted(a.sequences, key=len), sorted(b.sequences, key=len)):
+        assert x.shape[0] == 6 and np.array_equal(x, y)
+    again = subprocess.run([sys.executable, str(tool), str(src), "-o", str(out)], capture_output=True, text=True)
+    assert again.returncode == 2 and "exists" in again.stderr
 
 
 def test_learning_rate_schedule_warms_up_and_decays():

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -18,10 +19,31 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from tngvideo.media import read_video
-from tngvideo.train.data import list_images
+from tngvideo.train.data import IMAGE_SUFFIXES
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".avi", ".264", ".h264", ".webm", ".mov", ".y4m"}
+FRAME_NAME = re.compile(r"^im(\d+)$")  # frame folders: im1.png, im2.png ... (Vimeo-90k) or im0001.webp ...
+
+
+def frame_folders(root: str | Path) -> list[tuple[Path, list[Path]]]:
+    """Folders under `root` holding frames named im<N> (any image format), with their frames
+    in numeric order."""
+    found: dict[Path, list[tuple[int, Path]]] = {}
+    for p in Path(root).rglob("im*"):
+        m = FRAME_NAME.match(p.stem)
+        if m and p.suffix.lower() in IMAGE_SUFFIXES:
+            found.setdefault(p.parent, []).append((int(m.group(1)), p))
+    return [(d, [p for _, p in sorted(frames)]) for d, frames in sorted(found.items())]
+
+
+def read_clip(path: str | Path, *, max_frames: int, max_side: int) -> list[np.ndarray]:
+    """The first `max_frames` frames of a video file as RGB8, halved while larger than `max_side`."""
+    from tngvideo.media import read_video  # PyAV only where video files are read
+
+    frames = [fr.rgb for fr in read_video(path, max_frames=max_frames)]
+    while frames and max(frames[0].shape[:2]) > max_side:
+        frames = [np.asarray(Image.fromarray(x).reduce(2)) for x in frames]
+    return frames
 
 
 class SyntheticMotion:
@@ -84,12 +106,9 @@ class ClipPairs:
             root = Path(root)
             for f in sorted(root.rglob("*")):
                 if f.suffix.lower() in VIDEO_SUFFIXES:
-                    frames = [fr.rgb for fr in read_video(f, max_frames=max_frames)]
-                    if frames and max(frames[0].shape[:2]) > max_side:
-                        frames = [np.asarray(Image.fromarray(x).reduce(2)) for x in frames]
-                    self._add(frames, crop)
-            for d in sorted({p.parent for p in list_images([root]) if p.name.startswith("im")}):
-                self._add([np.asarray(Image.open(p).convert("RGB")) for p in sorted(d.glob("im*.png"))], crop)
+                    self._add(read_clip(f, max_frames=max_frames, max_side=max_side), crop)
+            for _, files in frame_folders(root):
+                self._add([np.asarray(Image.open(p).convert("RGB")) for p in files[:max_frames]], crop)
         if not self.sequences:
             raise ValueError("no training clips found")
         self.crop = crop

@@ -1,0 +1,82 @@
+#!/usr/bin/env python3
+"""Export training clips as frame folders (`<clip>/im0001.webp` ..., lossless WebP), the layout
+`ClipPairs` reads without PyAV: for training on a machine without it, or to carry a compact,
+already-decoded copy of the clips.
+
+    python tools/export_frames.py ../shared/data/video/train -o runs/frames --max-frames 32
+
+Video files are decoded (first --max-frames frames, halved while larger than --max-side, as in
+training); existing frame folders (Vimeo-90k septuplets) are re-encoded. The output folder
+appears complete or not at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from tqdm import tqdm
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip  # noqa: E402
+
+
+def write_frames(frames: list[np.ndarray], folder: Path) -> int:
+    folder.mkdir(parents=True, exist_ok=True)
+    total = 0
+    for i, rgb in enumerate(frames, 1):
+        path = folder / f"im{i:04d}.webp"
+        Image.fromarray(rgb).save(path, "WEBP", lossless=True, quality=100, method=4)
+        total += path.stat().st_size
+    return total
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("roots", nargs="+", help="folders of clips and/or frame folders")
+    ap.add_argument("-o", "--out", required=True)
+    ap.add_argument("--max-frames", type=int, default=120)
+    ap.add_argument("--max-side", type=int, default=720)
+    args = ap.parse_args()
+    out = Path(args.out)
+    if out.exists():
+        print(f"error: {out} exists", file=sys.stderr)
+        return 2
+    jobs: list[tuple[str, object]] = []
+    for root in map(Path, args.roots):
+        if not root.is_dir():
+            print(f"error: {root} is not a folder", file=sys.stderr)
+            return 2
+        jobs += [(f.relative_to(root).with_suffix("").as_posix().replace("/", "_"), f)
+                 for f in sorted(root.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES]
+        jobs += [(d.relative_to(root).as_posix().replace("/", "_") or root.name, files)
+                 for d, files in frame_folders(root)]
+    if not jobs:
+        print("error: no clips or frame folders found", file=sys.stderr)
+        return 2
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    total = 0
+    try:
+        for name, src in tqdm(jobs, desc="export", unit="clip"):
+            if isinstance(src, Path):
+                frames = read_clip(src, max_frames=args.max_frames, max_side=args.max_side)
+            else:
+                frames = [np.asarray(Image.open(p).convert("RGB")) for p in src[: args.max_frames]]
+            total += write_frames(frames, tmp / name)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    print(f"wrote {len(jobs)} clips to {out} ({total / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

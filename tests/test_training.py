@@ -43,8 +43,14 @@ def test_prefetched_crops_are_the_samplers_own_sequence(tmp_path):
     for a, b in zip(expected, got):
         assert a.dtype == torch.uint8 and a.shape == (5, 3, 32, 32)
         assert torch.equal(a, b)
-    floats = CropSampler(files, crop=32, seed=3).batch(5)
-    assert torch.equal(floats, expected[0].float() / 255.0)
+    broken = CropSampler(files, crop=32, seed=3)
+    broken.images = []  # sampling now fails in the thread: the consumer must see the error, not wait
+    prefetch = Prefetcher(broken, 5)
+    try:
+        with pytest.raises(ValueError):
+            prefetch.next()
+    finally:
+        prefetch.close()
 
 
 def test_exported_frame_folders_train_on_the_same_frames(tmp_path):

@@ -43,10 +43,6 @@ class CropSampler:
         area = np.array([im.shape[0] * im.shape[1] for im in self.images], dtype=np.float64)
         self.weights = area / area.sum()
 
-    def batch(self, size: int) -> torch.Tensor:
-        """`size` crops as floats in [0, 1], (N, 3, crop, crop)."""
-        return self.batch_uint8(size).float().div_(255.0)
-
     def batch_uint8(self, size: int) -> torch.Tensor:
         """`size` crops as uint8, (N, 3, crop, crop): a quarter of the bytes to move to a GPU."""
         c = self.crop
@@ -69,23 +65,31 @@ class Prefetcher:
     waits on crop sampling. The order of batches is the sampler's own (one producer)."""
 
     def __init__(self, sampler: CropSampler, size: int, *, depth: int = 4):
-        self._queue: queue.Queue[torch.Tensor] = queue.Queue(maxsize=depth)
+        self._queue: queue.Queue[torch.Tensor | BaseException] = queue.Queue(maxsize=depth)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, args=(sampler, size), daemon=True)
         self._thread.start()
 
     def _run(self, sampler: CropSampler, size: int) -> None:
         while not self._stop.is_set():
-            b = sampler.batch_uint8(size)
+            try:
+                item: torch.Tensor | BaseException = sampler.batch_uint8(size)
+            except BaseException as e:  # handed to the consumer, which raises it
+                item = e
             while not self._stop.is_set():
                 try:
-                    self._queue.put(b, timeout=0.1)
+                    self._queue.put(item, timeout=0.1)
                     break
                 except queue.Full:
                     continue
+            if isinstance(item, BaseException):
+                return
 
     def next(self) -> torch.Tensor:
-        return self._queue.get()
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
 
     def close(self) -> None:
         self._stop.set()

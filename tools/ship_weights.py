@@ -3,7 +3,7 @@
 from exactly those fp16 weights, with the training-state JSON beside them.
 
     python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/<default model>
-    python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/tng-video-1
+    python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/tng-video-2
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from tngvideo.image.weights import load_weights, save_weights  # noqa: E402
 from tngvideo.video import registry as video_registry  # noqa: E402
 from tngvideo.video.weights import load_video_weights, save_video_weights  # noqa: E402
 
-VIDEO_DEFAULT_NAME = "tng-video-1"
+VIDEO_DEFAULT_NAME = "tng-video-2"
 
 
 def main() -> int:

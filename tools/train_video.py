@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--init", default="runs/video/latest.safetensors")
     ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
     ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
-    ap.add_argument("--name", default="tng-video-1")
+    ap.add_argument("--name", default="tng-video-2")
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stop-file", default=None)

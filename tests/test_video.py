@@ -261,3 +261,10 @@ def test_shipped_motion_model_codes_a_panning_shot_cheaper_than_intra():
         motion_bits.append(out.stats.bits.get("motion", 0))
     assert max(sizes[1:]) < sizes[0]
     assert any(b > 0 for b in motion_bits[1:])
+
+
+def test_the_newest_video_model_is_the_highest_version_number():
+    from tngvideo.video.registry import _version_key
+
+    names = ["tng-video-10", "tng-video-2", "tng-video-0", "tng-video-9"]
+    assert sorted(names, key=_version_key) == ["tng-video-0", "tng-video-2", "tng-video-9", "tng-video-10"]

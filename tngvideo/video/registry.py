@@ -8,6 +8,7 @@ coding) ship as `video/weights/<name>.safetensors` and register themselves by fi
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +22,13 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 BASELINE_MODEL = "tng-video-0"
 
 
+def _version_key(name: str) -> tuple:
+    """Sort key that orders tng-video-2 before tng-video-10."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
 def available_video_models() -> list[str]:
-    return sorted([BASELINE_MODEL, *(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))])
+    return sorted([BASELINE_MODEL, *(p.stem for p in WEIGHTS_DIR.glob("*.safetensors"))], key=_version_key)
 
 
 def default_video_model() -> str:

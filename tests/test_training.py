@@ -1,11 +1,11 @@
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
-
-import subprocess
-import sys
-from pathlib import Path
 
 from conftest import make_clip, natural_image
 from tngvideo.train.data import CropSampler, Prefetcher, list_images

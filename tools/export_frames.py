@@ -24,7 +24,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip  # noqa: E402
+from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip, read_frames  # noqa: E402
 
 
 def write_frames(frames: list[np.ndarray], folder: Path) -> int:
@@ -68,7 +68,7 @@ def main() -> int:
             if isinstance(src, Path):
                 frames = read_clip(src, max_frames=args.max_frames, max_side=args.max_side)
             else:
-                frames = [np.asarray(Image.open(p).convert("RGB")) for p in src[: args.max_frames]]
+                frames = read_frames(src, max_frames=args.max_frames)
             total += write_frames(frames, tmp / name)
         tmp.rename(out)
     except BaseException:

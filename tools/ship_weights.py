@@ -3,7 +3,7 @@
 from exactly those fp16 weights, with the training-state JSON beside them.
 
     python tools/ship_weights.py runs/image/latest.safetensors                 # -> image/weights/<default model>
-    python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/tng-video-2
+    python tools/ship_weights.py --video runs/video/latest.safetensors         # -> video/weights/<default model>
 """
 
 from __future__ import annotations
@@ -22,19 +22,18 @@ from tngvideo.image.weights import load_weights, save_weights  # noqa: E402
 from tngvideo.video import registry as video_registry  # noqa: E402
 from tngvideo.video.weights import load_video_weights, save_video_weights  # noqa: E402
 
-VIDEO_DEFAULT_NAME = "tng-video-2"
-
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("weights", help="weights written by tools/train_image.py or tools/train_video.py")
     ap.add_argument("--video", action="store_true", help="P-frame model weights (default: image model)")
     ap.add_argument("--name", default=None,
-                    help=f"default: {image_registry.DEFAULT_MODEL} (image) or {VIDEO_DEFAULT_NAME} (video)")
+                    help=f"default: {image_registry.DEFAULT_MODEL} (image) or {video_registry.default_video_model()} (video), "
+                         "the models the codec uses by default")
     args = ap.parse_args()
     src = Path(args.weights)
     if args.video:
-        name = args.name or VIDEO_DEFAULT_NAME
+        name = args.name or video_registry.default_video_model()
         dst = video_registry.WEIGHTS_DIR / f"{name}.safetensors"
         dst.parent.mkdir(parents=True, exist_ok=True)
         save_video_weights(load_video_weights(src).model, dst, name=name, half=True)

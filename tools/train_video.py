@@ -27,6 +27,7 @@ from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
 from tngvideo.train.video_loop import VideoTrainConfig, train_video  # noqa: E402
 from tngvideo.video.model import PFrameModel  # noqa: E402
+from tngvideo.video.registry import default_video_model  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
 
 
@@ -46,7 +47,7 @@ def main() -> int:
     ap.add_argument("--init", default="runs/video/latest.safetensors")
     ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
     ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
-    ap.add_argument("--name", default="tng-video-2")
+    ap.add_argument("--name", default=default_video_model())
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stop-file", default=None)

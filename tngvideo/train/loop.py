@@ -135,6 +135,7 @@ def train(
     ema = copy.deepcopy(model).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
+    ema_params, model_params = list(ema.parameters()), list(model.parameters())
     net = DistributedDataParallel(model) if info.enabled else model  # DDP broadcasts rank 0's weights
     opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
     qgen = torch.Generator().manual_seed(cfg.seed + state.steps + 104729 * info.rank)
@@ -183,7 +184,7 @@ def train(
             opt.step()
             with torch.no_grad():
                 d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
-                torch._foreach_lerp_(list(ema.parameters()), list(model.parameters()), 1 - d)
+                torch._foreach_lerp_(ema_params, model_params, 1 - d)
             state.steps += 1
             state.crops_seen += cfg.batch
             run_step += 1

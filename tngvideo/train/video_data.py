@@ -36,6 +36,11 @@ def frame_folders(root: str | Path) -> list[tuple[Path, list[Path]]]:
     return [(d, [p for _, p in sorted(frames)]) for d, frames in sorted(found.items())]
 
 
+def read_frames(files: list[Path], *, max_frames: int) -> list[np.ndarray]:
+    """The first `max_frames` frames of a frame folder (as listed by `frame_folders`) as RGB8."""
+    return [np.asarray(Image.open(p).convert("RGB")) for p in files[:max_frames]]
+
+
 def read_clip(path: str | Path, *, max_frames: int, max_side: int) -> list[np.ndarray]:
     """The first `max_frames` frames of a video file as RGB8, halved while larger than `max_side`."""
     from tngvideo.media import read_video  # PyAV only where video files are read
@@ -108,7 +113,7 @@ class ClipPairs:
                 if f.suffix.lower() in VIDEO_SUFFIXES:
                     self._add(read_clip(f, max_frames=max_frames, max_side=max_side), crop)
             for _, files in frame_folders(root):
-                self._add([np.asarray(Image.open(p).convert("RGB")) for p in files[:max_frames]], crop)
+                self._add(read_frames(files, max_frames=max_frames), crop)
         if not self.sequences:
             raise ValueError("no training clips found")
         self.crop = crop

@@ -109,6 +109,8 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage == "joint" else None
     model.to(device).train()
     image_model.to(device).eval()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
     for p in image_model.parameters():
         p.requires_grad_(False)
     params = list(model.flow.parameters()) if cfg.stage == "flow" else list(model.parameters())

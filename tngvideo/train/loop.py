@@ -56,6 +56,12 @@ class TrainConfig:
         return cls(**d)
 
 
+def autotune_convolutions(device: torch.device) -> None:
+    """Training crops have a fixed size: on CUDA let cuDNN pick its fastest kernels."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+
+
 def lr_at(cfg: TrainConfig, progress: float, run_step: int) -> float:
     """Cosine decay over the schedule (progress 0..1), floor at min_lr_fraction; warm-up at each run start."""
     t = min(1.0, max(0.0, progress))
@@ -127,8 +133,7 @@ def train(
         _pad64(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0)
         for p in cfg.eval_images
     ]
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+    autotune_convolutions(device)
     model.to(device).train()
     if cfg.channels_last:
         model.to(memory_format=torch.channels_last)

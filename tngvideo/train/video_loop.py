@@ -23,7 +23,7 @@ from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
 from tngvideo.train.data import list_images
-from tngvideo.train.loop import TrainState, lr_at
+from tngvideo.train.loop import TrainState, autotune_convolutions, lr_at
 from tngvideo.train.video_data import ClipPairs, SyntheticMotion
 from tngvideo.video.model import PFrameModel
 from tngvideo.video.weights import save_video_weights
@@ -109,8 +109,7 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage == "joint" else None
     model.to(device).train()
     image_model.to(device).eval()
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True  # fixed crop size: let cuDNN pick its fastest kernels
+    autotune_convolutions(device)
     for p in image_model.parameters():
         p.requires_grad_(False)
     params = list(model.flow.parameters()) if cfg.stage == "flow" else list(model.parameters())

@@ -1,3 +1,5 @@
+import struct
+import zlib
 
 import av
 import numpy as np
@@ -29,10 +31,24 @@ def test_packet_round_trip_and_rejection():
     for n in range(len(data)):
         with pytest.raises(BitstreamError):
             unpack_packet(data[:n])
-    bad = bytearray(data)
-    bad[12] ^= 4
+    for k in range(len(data)):
+        bad = bytearray(data)
+        bad[k] ^= 4
+        with pytest.raises(BitstreamError):
+            unpack_packet(bytes(bad))
+    # varint header: this P-frame's header and checksum take 20 bytes (fixed-width version 1: 39)
+    assert p.header_bytes == len(data) - 8 == 20
+
+
+def test_version_1_packets_are_still_read():
+    units = (CodedUnit(b"", b"", 0), CodedUnit(b"abc", b"defgh", 99))
+    head = struct.pack("<2sBBHIB", b"TV", 1, 1, 325, 70000, 2)
+    head += b"".join(struct.pack("<III", len(u.hyper), len(u.latent), u.symbols_crc) for u in units)
+    body = head + b"".join(u.hyper + u.latent for u in units)
+    v1 = body + struct.pack("<I", zlib.crc32(body))
+    assert unpack_packet(v1) == FramePacket(FrameType.P, 3.25, 70000, units)
     with pytest.raises(BitstreamError):
-        unpack_packet(bytes(bad))
+        unpack_packet(v1[:-1] + bytes([v1[-1] ^ 1]))
 
 
 def test_container_keeps_packets_and_variable_timestamps(tmp_path):

@@ -3,18 +3,25 @@
 MP4 data tracks do not keep keyframe flags, so each packet carries its own header.
 A frame is made of coded units, each one latent with its hyper-latent: an I-frame has one
 (the image latent), a P-frame two (motion, then residual; an empty motion unit means the
-frame is predicted from the reference without motion). All integers little-endian.
+frame is predicted from the reference without motion).
 
-    offset  size  field
-    0       2     magic b"TV"
-    2       1     packet format version (1)
-    3       1     frame type: 0 = I (intra), 1 = P (predicted from the previous decoded frame)
-    4       2     quality * 100
-    6       4     frame index in the sequence
-    10      1     n = number of coded units
-    11      12n   per unit: hyper-latent length, latent length, CRC-32 of its decoded symbols
-    11+12n  ...   per unit: hyper-latent bytes, latent bytes
-    end-4   4     CRC-32 of everything before it
+Version 2, a varint header: 20-25 bytes on a P-frame where version 1 took 39.
+Varints are unsigned LEB128, fixed-size integers little-endian:
+
+    size  field
+    1     packet format version (2) in the high nibble, frame type in the low nibble:
+          0 = I (intra), 1 = P (predicted from the previous decoded frame)
+    var   quality * 100
+    var   frame index in the sequence
+    per unit (1 for I, 2 for P):
+      var   hyper-latent length
+      var   latent length
+      4     CRC-32 of its decoded symbols
+    ...   per unit: hyper-latent bytes, latent bytes
+    4     CRC-32 of everything before it
+
+Version 1 packets (fixed-width header: magic b"TV", version 1, type, u16 quality * 100,
+u32 index, u8 unit count, u32 lengths and CRCs) are still read.
 """
 
 from __future__ import annotations
@@ -26,11 +33,12 @@ from dataclasses import dataclass
 
 from tngvideo.bitstream.errors import BitstreamError
 
-MAGIC = b"TV"
-VERSION = 1
+VERSION = 2
 UNITS = {0: 1, 1: 2}  # frame type -> number of coded units
-_HEAD = struct.Struct("<2sBBHIB")
-_UNIT = struct.Struct("<III")
+MAX_VARINT_BYTES = 5  # every field fits in 32 bits
+_V1_HEAD = struct.Struct("<2sBBHIB")
+_V1_UNIT = struct.Struct("<III")
+_U32 = struct.Struct("<I")
 
 
 class FrameType(enum.IntEnum):
@@ -58,37 +66,77 @@ class FramePacket:
 
     @property
     def header_bytes(self) -> int:
-        return _HEAD.size + _UNIT.size * len(self.units) + 4
+        return len(_header(self)) + 4
+
+
+def _varint(v: int) -> bytes:
+    if not 0 <= v < 1 << 32:
+        raise ValueError(f"packet field {v} outside 0..2^32-1")
+    out = bytearray()
+    while True:
+        byte, v = v & 0x7F, v >> 7
+        out.append(byte | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    value = 0
+    for k in range(MAX_VARINT_BYTES):
+        if pos + k >= end:
+            raise BitstreamError("truncated frame packet")
+        byte = data[pos + k]
+        value |= (byte & 0x7F) << (7 * k)
+        if not byte & 0x80:
+            return value, pos + k + 1
+    raise BitstreamError("corrupt frame packet (over-long number)")
+
+
+def _header(p: FramePacket) -> bytes:
+    head = bytes([VERSION << 4 | int(p.frame_type)]) + _varint(int(round(p.quality * 100))) + _varint(p.index)
+    for u in p.units:
+        head += _varint(len(u.hyper)) + _varint(len(u.latent)) + _U32.pack(u.symbols_crc)
+    return head
 
 
 def pack_packet(p: FramePacket) -> bytes:
     if len(p.units) != UNITS[int(p.frame_type)]:
         raise ValueError("wrong number of coded units for the frame type")
-    q = int(round(p.quality * 100))
-    head = _HEAD.pack(MAGIC, VERSION, int(p.frame_type), q, p.index, len(p.units))
-    head += b"".join(_UNIT.pack(len(u.hyper), len(u.latent), u.symbols_crc) for u in p.units)
-    body = head + b"".join(u.hyper + u.latent for u in p.units)
-    return body + struct.pack("<I", zlib.crc32(body))
+    body = _header(p) + b"".join(u.hyper + u.latent for u in p.units)
+    return body + _U32.pack(zlib.crc32(body))
 
 
 def unpack_packet(data: bytes) -> FramePacket:
-    if len(data) < _HEAD.size + 4:
+    if len(data) < 5:
         raise BitstreamError("truncated frame packet")
-    magic, version, ftype, q, index, n = _HEAD.unpack_from(data, 0)
-    if magic != MAGIC:
-        raise BitstreamError("not a tngvideo frame packet (bad magic)")
+    if data[:3] == b"TV\x01":
+        return _unpack_v1(data)
+    version, ftype = data[0] >> 4, data[0] & 0x0F
     if version != VERSION:
-        raise BitstreamError(f"unsupported frame packet version {version} (this build reads {VERSION})")
-    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
-    if zlib.crc32(data[:-4]) != crc:
+        raise BitstreamError(f"not a tngvideo frame packet, or an unsupported version ({version}; this build reads 1 and 2)")
+    _check_crc(data)
+    end = len(data) - 4
+    if ftype not in UNITS:
+        raise BitstreamError("corrupt frame packet (frame type)")
+    q, pos = _read_varint(data, 1, end)
+    index, pos = _read_varint(data, pos, end)
+    table = []
+    for _ in range(UNITS[ftype]):
+        n_hyper, pos = _read_varint(data, pos, end)
+        n_latent, pos = _read_varint(data, pos, end)
+        if pos + 4 > end:
+            raise BitstreamError("truncated frame packet")
+        table.append((n_hyper, n_latent, _U32.unpack_from(data, pos)[0]))
+        pos += 4
+    return _units(data, pos, table, ftype, q, index)
+
+
+def _check_crc(data: bytes) -> None:
+    if zlib.crc32(data[:-4]) != _U32.unpack_from(data, len(data) - 4)[0]:
         raise BitstreamError("corrupt frame packet (checksum mismatch)")
-    if ftype not in UNITS or n != UNITS[ftype]:
-        raise BitstreamError(f"corrupt frame packet {index} (header fields)")
-    pos = _HEAD.size
-    if len(data) < pos + _UNIT.size * n + 4:
-        raise BitstreamError("truncated frame packet")
-    table = [_UNIT.unpack_from(data, pos + _UNIT.size * i) for i in range(n)]
-    pos += _UNIT.size * n
+
+
+def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int, q: int, index: int) -> FramePacket:
     if pos + sum(a + b for a, b, _ in table) + 4 != len(data):
         raise BitstreamError(f"corrupt frame packet {index} (sub-stream lengths do not match its size)")
     units = []
@@ -98,3 +146,17 @@ def unpack_packet(data: bytes) -> FramePacket:
         pos += n_hyper + n_latent
         units.append(CodedUnit(hyper, latent, sym_crc))
     return FramePacket(FrameType(ftype), q / 100.0, index, tuple(units))
+
+
+def _unpack_v1(data: bytes) -> FramePacket:
+    if len(data) < _V1_HEAD.size + 4:
+        raise BitstreamError("truncated frame packet")
+    _, _, ftype, q, index, n = _V1_HEAD.unpack_from(data, 0)
+    _check_crc(data)
+    if ftype not in UNITS or n != UNITS[ftype]:
+        raise BitstreamError(f"corrupt frame packet {index} (header fields)")
+    pos = _V1_HEAD.size
+    if len(data) < pos + _V1_UNIT.size * n + 4:
+        raise BitstreamError("truncated frame packet")
+    table = [_V1_UNIT.unpack_from(data, pos + _V1_UNIT.size * i) for i in range(n)]
+    return _units(data, pos + _V1_UNIT.size * n, table, ftype, q, index)

@@ -37,6 +37,10 @@ class TrainConfig:
     ema_decay: float = 0.999
     amp: bool = True  # bf16 autocast for the transforms
     channels_last: bool = True
+    # torch.compile the training step (forward, loss, backward): on the 2-core CPU 0.33 s per
+    # step instead of 0.49 (batch 4 of 192x192) after about a minute of compiling; needs a C++
+    # compiler on CPU (Triton on CUDA).
+    compile: bool = False
     seed: int = 0
     eval_every: int = 500
     eval_images: list[str] = field(default_factory=list)
@@ -143,6 +147,12 @@ def train(
     ema_params, model_params = list(ema.parameters()), list(model.parameters())
     net = DistributedDataParallel(model) if info.enabled else model  # DDP broadcasts rank 0's weights
     opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
+
+    def step_loss(x: torch.Tensor, q: torch.Tensor):
+        return rd_loss(net, x, q, cfg.amp)
+
+    if cfg.compile:
+        step_loss = torch.compile(step_loss)
     qgen = torch.Generator().manual_seed(cfg.seed + state.steps + 104729 * info.rank)
 
     stopping = {"flag": False}
@@ -182,7 +192,7 @@ def train(
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             q = (1.0 + torch.rand(local_batch, generator=qgen) * (model.config.max_quality - 1.0)).to(device)
-            loss, mse, bpp = rd_loss(net, x, q, cfg.amp)
+            loss, mse, bpp = step_loss(x, q)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -37,6 +37,11 @@ from tngvideo.video import DEFAULT_GOP  # noqa: E402
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 
 
+def _est_ratio(rows) -> float | None:
+    actual = sum(r.actual_bits or 0 for r in rows)
+    return sum(r.estimated_bits or 0.0 for r in rows) / actual if actual else None
+
+
 def clip_record(a, gop: int) -> dict:
     tng_rows = [r for r in a.rows if r.codec == "tngvideo"]
     shares = {}
@@ -51,6 +56,8 @@ def clip_record(a, gop: int) -> dict:
             "mean_i_bytes": i_bytes / max(1, len(i_rows)), "mean_p_bytes": p_bytes / max(1, len(p_rows)),
             "mean_i_psnr": sum(r.psnr_rgb for r in i_rows) / max(1, len(i_rows)),
             "mean_p_psnr": sum(r.psnr_rgb for r in p_rows) / max(1, len(p_rows)),
+            # rate the entropy model estimates vs the payload actually coded (headers excluded)
+            "i_estimated_over_actual": _est_ratio(i_rows), "p_estimated_over_actual": _est_ratio(p_rows),
         }
     return {
         "clip": Path(a.source).name, "width": a.width, "height": a.height, "gop": gop,

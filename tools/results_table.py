@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Print the README's results tables (Markdown) from results/kodak.json and results/video_dev.json.
+"""Print the README's results tables (Markdown) from results/kodak.json, results/video_dev.json and
+results/speedrun.json.
 
     python tools/results_table.py
 """
@@ -32,15 +33,19 @@ def video(path: Path) -> list[str]:
     models = r.get("models", {})
     model = f", models `{models['video']}` + `{models['image']}`" if models else ""
     out = [f"Dev clips (first {r['frames_per_clip']} frames, GOP {r['clips'][0]['gop']}){model}, {r['device']}:", "",
-           "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frame share of bits | encode fps | decode fps |",
-           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frame share of bits | P-frame est. vs actual bits "
+           "| encode fps | decode fps |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in r["clips"]:
         for s in c["summaries"]:
             if s["codec"] != "tngvideo":
                 continue
-            share = c["tngvideo_frame_types"].get(str(s["setting"]), {}).get("i_share", float("nan"))
+            types = c["tngvideo_frame_types"].get(str(s["setting"]), {})
+            est = types.get("p_estimated_over_actual")
+            est = f"{100 * (est - 1):+.2f}%" if est else "n/a"
             out.append(f"| {c['clip']} | {s['setting']:g} | {s['kbps']:.0f} | {s['bpp']:.3f} | {s['psnr_rgb']:.2f} | "
-                       f"{100 * share:.0f}% | {s['encode_fps']:.2f} | {s['decode_fps']:.2f} |")
+                       f"{100 * types.get('i_share', float('nan')):.0f}% | {est} | {s['encode_fps']:.2f} | "
+                       f"{s['decode_fps']:.2f} |")
     peers = list(dict.fromkeys(k for c in r["clips"] for k in c["bd_rate_psnr_rgb"]))
     out += ["", "| BD-rate of tngvideo (PSNR-RGB) vs | " + " | ".join(peers) + " |",
             "| --- | " + " | ".join("---:" for _ in peers) + " |"]
@@ -50,9 +55,22 @@ def video(path: Path) -> list[str]:
     return out
 
 
+def speedrun(path: Path) -> list[str]:
+    runs = json.loads(path.read_text())
+    out = ["| speed run | crops per step | compiled step | steps | Kodak bpp | PSNR-RGB dB | BD-rate vs JPEG |",
+           "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"]
+    for r in runs:
+        cfg, pts = r["recipe"], r["rd_points"]
+        out.append(f"| {r['label']} ({r['budget_minutes']:g} min) | {cfg['batch']} x {cfg['crop']}x{cfg['crop']} | "
+                   f"{'yes' if cfg.get('compile') else 'no'} | {r['steps']:,} | "
+                   f"{pts[0]['bpp']:.2f}-{pts[-1]['bpp']:.2f} | {pts[0]['psnr']:.1f}-{pts[-1]['psnr']:.1f} | "
+                   f"{r['bd_rate_vs_jpeg_psnr']:+.1f}% |")
+    return out
+
+
 def main() -> int:
     lines = []
-    for name, fn in (("kodak.json", kodak), ("video_dev.json", video)):
+    for name, fn in (("kodak.json", kodak), ("video_dev.json", video), ("speedrun.json", speedrun)):
         p = ROOT / "results" / name
         if p.exists():
             lines += fn(p) + [""]

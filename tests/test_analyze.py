@@ -62,7 +62,8 @@ def test_encode_analysis_with_peer_writes_consistent_csv_and_json(clip, tmp_path
 
 def test_corrupt_file_fails_clearly(clip, tmp_path, capsys):
     data = bytearray((clip / "clip.tngv").read_bytes())
-    pos = data.find(b"TV\x01")
+    with TngvReader(clip / "clip.tngv") as r:
+        pos = data.find(next(r.packets()).data)  # the first frame's packet
     data[pos + 25] ^= 0xFF
     bad = tmp_path / "bad.tngv"
     bad.write_bytes(bytes(data))

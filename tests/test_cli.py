@@ -101,12 +101,14 @@ def test_video_encode_info_decode(tmp_path, capsys):
 
 def test_corrupt_video_stream_fails_cleanly(tmp_path, capsys):
     from conftest import make_clip
+    from tngvideo.bitstream.container import TngvReader
 
     make_clip(tmp_path / "clip.mkv", frames=3, size=(20, 20))
     tngv = tmp_path / "clip.tngv"
     assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tngv), "-q"]) == 0
     data = bytearray(tngv.read_bytes())
-    pos = data.find(b"TV\x01")  # first frame packet
+    with TngvReader(tngv) as r:
+        pos = data.find(next(r.packets()).data)  # the first frame's packet
     data[pos + 30] ^= 0xFF
     bad = tmp_path / "bad.tngv"
     bad.write_bytes(bytes(data))

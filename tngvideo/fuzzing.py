@@ -29,6 +29,8 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
+from tngvideo.bitstream.packet import UNITS
+
 BAD = ("crash", "hang", "memory", "half-written")
 
 
@@ -133,13 +135,32 @@ def _claims(rng: random.Random, seed: Seed, d: bytearray) -> Case:
         text = text[:ln].ljust(ln, b" ")  # same length: the container's atom sizes stay valid
         d[off : off + ln] = text
         return Case("tngv", "claims", bytes(d))
-    off, ln = rng.choice(seed.spans)  # a frame packet claiming huge sub-stream lengths, CRC fixed up
+    off, ln = rng.choice(seed.spans)  # a frame packet claiming a sub-stream length it does not have
     pk = bytearray(d[off : off + ln])
-    if ln > 23:
-        struct.pack_into("<I", pk, 11 + 4 * rng.randrange(3), huge)
-        struct.pack_into("<I", pk, ln - 4, zlib.crc32(bytes(pk[:-4])))
-        d[off : off + ln] = pk
+    start, end = rng.choice(_length_fields(pk))
+    pk[start:end] = b"\xff" * (end - start - 1) + b"\x7f"  # the largest number of that width: same packet size
+    struct.pack_into("<I", pk, ln - 4, zlib.crc32(bytes(pk[:-4])))
+    d[off : off + ln] = pk
     return Case("tngv", "claims", bytes(d))
+
+
+def _length_fields(pk: bytes) -> list[tuple[int, int]]:
+    """(start, end) of each sub-stream length varint in a version-2 frame packet's header."""
+
+    def skip_varint(pos: int) -> int:
+        while pk[pos] & 0x80:
+            pos += 1
+        return pos + 1
+
+    pos = skip_varint(skip_varint(1))  # type byte, quality, frame index
+    fields = []
+    for _ in range(UNITS[pk[0] & 0x0F]):
+        for _ in range(2):  # hyper-latent length, latent length
+            end = skip_varint(pos)
+            fields.append((pos, end))
+            pos = end
+        pos += 4  # symbols CRC
+    return fields
 
 
 def make_seeds(workdir: Path) -> tuple[list[Seed], list[Seed]]:

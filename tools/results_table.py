@@ -57,11 +57,13 @@ def video(path: Path) -> list[str]:
 
 def speedrun(path: Path) -> list[str]:
     runs = json.loads(path.read_text())
-    out = ["| speed run | crops per step | compiled step | steps | Kodak bpp | PSNR-RGB dB | BD-rate vs JPEG |",
-           "| --- | ---: | :---: | ---: | ---: | ---: | ---: |"]
+    out = ["| speed run | crops per step | Haar shortcuts | compiled step | steps | Kodak bpp | PSNR-RGB dB "
+           "| BD-rate vs JPEG |",
+           "| --- | ---: | :---: | :---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         cfg, pts = r["recipe"], r["rd_points"]
         out.append(f"| {r['label']} ({r['budget_minutes']:g} min) | {cfg['batch']} x {cfg['crop']}x{cfg['crop']} | "
+                   f"{'yes' if r.get('model', {}).get('shortcuts', True) else 'no'} | "
                    f"{'yes' if cfg.get('compile') else 'no'} | {r['steps']:,} | "
                    f"{pts[0]['bpp']:.2f}-{pts[-1]['bpp']:.2f} | {pts[0]['psnr']:.1f}-{pts[-1]['psnr']:.1f} | "
                    f"{r['bd_rate_vs_jpeg_psnr']:+.1f}% |")

@@ -5,6 +5,7 @@ record (recipe, steps, crops, wall time, device, RD points, BD-rate) to results/
 
     python tools/speedrun.py --minutes 60 --label baseline
     python tools/speedrun.py --minutes 60 --label no-ema --set ema_decay=0.0
+    python tools/speedrun.py --minutes 60 --label no-shortcuts --model-set shortcuts=false
 
 The learning-rate schedule follows the wall-clock budget (schedule_by=time), so every budget
 ends with the decayed learning rate.
@@ -27,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from tngvideo.analysis.image_bench import model_qualities, run_image_benchmark  # noqa: E402
 from tngvideo.analysis.records import append_record, device_description  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.model import TNGImageModel  # noqa: E402
+from tngvideo.image.model import ModelConfig, TNGImageModel  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
 
@@ -37,7 +38,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=60.0)
     ap.add_argument("--label", default="recipe")
     ap.add_argument("--config", default=str(ROOT / "configs/image_default.yaml"))
-    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="training option")
+    ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="architecture option (ModelConfig: channels, latent_channels, shortcuts)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared/data/kodak"))
     ap.add_argument("--out", default=str(ROOT / "results/speedrun.json"))
@@ -51,12 +54,19 @@ def main() -> int:
     raw["schedule_by"] = "time"
     raw["seed"] = args.seed
     cfg = TrainConfig.from_dict(raw)
+    arch = {}
+    for item in args.model_set:
+        key, _, value = item.partition("=")
+        if key not in ModelConfig.__dataclass_fields__ or key == "lambdas":
+            ap.error(f"unknown architecture option '{key}'")
+        arch[key] = yaml.safe_load(value)
+    model_config = ModelConfig(**arch, **({"lambdas": tuple(cfg.lambdas)} if cfg.lambdas else {}))
 
     run_dir = ROOT / "runs/speedrun"
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = run_dir / f"{args.label}.safetensors"
     torch.manual_seed(args.seed)
-    state = train(cfg, model=TNGImageModel(), state=TrainState(), out=weights, name=f"speedrun-{args.label}",
+    state = train(cfg, model=TNGImageModel(model_config), state=TrainState(), out=weights, name=f"speedrun-{args.label}",
                   minutes=args.minutes, device=torch.device(args.device), log_path=run_dir / f"{args.label}.log.jsonl")
 
     codec = ImageCodec(load_weights(weights))
@@ -69,6 +79,7 @@ def main() -> int:
         "budget_minutes": args.minutes,
         "device": device_description(args.device),
         "recipe": asdict(cfg),
+        "model": {k: v for k, v in asdict(model_config).items() if k != "lambdas"},
         "steps": state.steps,
         "crops_seen": state.crops_seen,
         "wall_seconds": round(state.wall_seconds, 1),

@@ -64,6 +64,8 @@ class SequenceHeader:
             h.frame_rate = tuple(int(v) for v in h.frame_rate)
             h.iframes = [int(i) for i in h.iframes]
             h.iframe_pts = [int(i) for i in h.iframe_pts]
+            if len(h.time_base) != 2 or len(h.frame_rate) != 2:
+                raise ValueError("a rate is not a pair")
         except (TypeError, ValueError, KeyError):
             raise BitstreamError("corrupt sequence header (fields)") from None
         h.validate()

@@ -40,6 +40,7 @@ class ModelConfig:
     channels: int = 128  # N: transform and hyper-latent channels
     latent_channels: int = 192  # M: latent channels
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
+    shortcuts: bool = True  # Haar-wavelet shortcuts in the analysis and synthesis stages
 
     @property
     def levels(self) -> int:
@@ -194,11 +195,14 @@ class HyperpriorAutoencoder(HyperpriorCoder):
     def __init__(self, config: ModelConfig, *, in_channels: int = 3, out_channels: int = 3):
         super().__init__(config)
         n, m = config.channels, config.latent_channels
+        sc = config.shortcuts
         self.g_a = nn.Sequential(
-            AnalysisStage(in_channels, n), AnalysisStage(n, n), AnalysisStage(n, n), AnalysisStage(n, m, gdn=False)
+            AnalysisStage(in_channels, n, shortcut=sc), AnalysisStage(n, n, shortcut=sc),
+            AnalysisStage(n, n, shortcut=sc), AnalysisStage(n, m, gdn=False, shortcut=sc)
         )
         self.g_s = nn.Sequential(
-            SynthesisStage(m, n), SynthesisStage(n, n), SynthesisStage(n, n), SynthesisStage(n, out_channels, gdn=False)
+            SynthesisStage(m, n, shortcut=sc), SynthesisStage(n, n, shortcut=sc),
+            SynthesisStage(n, n, shortcut=sc), SynthesisStage(n, out_channels, gdn=False, shortcut=sc)
         )
 
     def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False

@@ -3,7 +3,8 @@
 Each stage pairs a strided convolution (plus GDN) with a Haar-wavelet shortcut: a fixed
 orthonormal 2x2 wavelet split, learnable per-subband scales and a 1x1 convolution (after the
 auxiliary transforms of Li et al., ICLR 2025). The shortcut gives the transform a good linear
-starting point, which speeds up early training at a small cost in compute.
+starting point, which speeds up early training at a small cost in compute. `shortcut=False`
+builds the plain stage (for the speed-run comparison; shipped models have the shortcuts).
 """
 
 from __future__ import annotations
@@ -46,26 +47,30 @@ def haar_inverse(s: torch.Tensor) -> torch.Tensor:
 class AnalysisStage(nn.Module):
     """Stride-2 downsampling: conv5x5 (+GDN) plus a Haar shortcut."""
 
-    def __init__(self, cin: int, cout: int, *, gdn: bool = True):
+    def __init__(self, cin: int, cout: int, *, gdn: bool = True, shortcut: bool = True):
         super().__init__()
         self.conv = conv(cin, cout)
         self.gdn = GDN(cout) if gdn else nn.Identity()
-        self.subband_scale = nn.Parameter(torch.ones(1, 4 * cin, 1, 1))
-        self.shortcut = nn.Conv2d(4 * cin, cout, 1)
+        self.shortcut = nn.Conv2d(4 * cin, cout, 1) if shortcut else None
+        if shortcut:
+            self.subband_scale = nn.Parameter(torch.ones(1, 4 * cin, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gdn(self.conv(x)) + self.shortcut(haar_forward(x) * self.subband_scale)
+        y = self.gdn(self.conv(x))
+        return y if self.shortcut is None else y + self.shortcut(haar_forward(x) * self.subband_scale)
 
 
 class SynthesisStage(nn.Module):
     """Stride-2 upsampling: deconv5x5 (+IGDN) plus an inverse-Haar shortcut."""
 
-    def __init__(self, cin: int, cout: int, *, gdn: bool = True):
+    def __init__(self, cin: int, cout: int, *, gdn: bool = True, shortcut: bool = True):
         super().__init__()
         self.deconv = deconv(cin, cout)
         self.gdn = GDN(cout, inverse=True) if gdn else nn.Identity()
-        self.shortcut = nn.Conv2d(cin, 4 * cout, 1)
-        self.subband_scale = nn.Parameter(torch.ones(1, 4 * cout, 1, 1))
+        self.shortcut = nn.Conv2d(cin, 4 * cout, 1) if shortcut else None
+        if shortcut:
+            self.subband_scale = nn.Parameter(torch.ones(1, 4 * cout, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.gdn(self.deconv(x)) + haar_inverse(self.shortcut(x) * self.subband_scale)
+        y = self.gdn(self.deconv(x))
+        return y if self.shortcut is None else y + haar_inverse(self.shortcut(x) * self.subband_scale)

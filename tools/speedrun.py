@@ -6,6 +6,7 @@ record (recipe, steps, crops, wall time, device, RD points, BD-rate) to results/
     python tools/speedrun.py --minutes 60 --label baseline
     python tools/speedrun.py --minutes 60 --label no-ema --set ema_decay=0.0
     python tools/speedrun.py --minutes 60 --label no-shortcuts --model-set shortcuts=false
+    python tools/speedrun.py --plot-only     # redraw results/speedrun_rd.png from results/speedrun.json
 
 The learning-rate schedule follows the wall-clock budget (schedule_by=time), so every budget
 ends with the decayed learning rate.
@@ -14,23 +15,48 @@ ends with the decayed learning rate.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
+import matplotlib
 import torch
 import yaml
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tngvideo.analysis.image_bench import model_qualities, run_image_benchmark  # noqa: E402
 from tngvideo.analysis.records import append_record, device_description  # noqa: E402
+from tngvideo.fileio import atomic_output  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.model import ModelConfig, TNGImageModel  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
+
+
+def plot(records: list[dict], path: Path) -> None:
+    """Kodak RD curves of every speed run, with the JPEG curve of the latest one."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    jpeg = records[-1]["jpeg_points"]
+    ax.plot([p["bpp"] for p in jpeg], [p["psnr"] for p in jpeg], "k--", marker=".", label="JPEG (Pillow)")
+    for r in records:
+        pts = r["rd_points"]
+        ax.plot([p["bpp"] for p in pts], [p["psnr"] for p in pts], marker="o",
+                label=f"{r['label']}: {r['steps']:,} steps, {r['bd_rate_vs_jpeg_psnr']:+.1f}% vs JPEG")
+    ax.set(xlabel="bpp (file bytes)", ylabel="PSNR-RGB (dB)", xlim=(0, 2.0),
+           title=f"Kodak after {records[-1]['budget_minutes']:g}-minute from-scratch speed runs")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
 
 
 def main() -> int:
@@ -45,7 +71,12 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared/data/kodak"))
     ap.add_argument("--out", default=str(ROOT / "results/speedrun.json"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--plot-only", action="store_true", help="only redraw the plot from --out")
     args = ap.parse_args()
+    plot_path = Path(args.out).with_name(Path(args.out).stem + "_rd.png")
+    if args.plot_only:
+        plot(json.loads(Path(args.out).read_text()), plot_path)
+        return 0
 
     raw = yaml.safe_load(Path(args.config).read_text()) or {}
     for item in args.set:
@@ -89,6 +120,7 @@ def main() -> int:
         "bd_rate_vs_jpeg_psnr": res.bd_rate_psnr["jpeg"],
     }
     append_record(args.out, record)
+    plot(json.loads(Path(args.out).read_text()), plot_path)
     print(f"{args.label}: {state.steps} steps, BD-rate vs JPEG {res.bd_rate_psnr['jpeg']:+.2f}%")
     return 0
 

@@ -29,7 +29,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-from tngvideo.bitstream.packet import UNITS
+from tngvideo.bitstream.packet import UNITS, read_varint
 
 BAD = ("crash", "hang", "memory", "half-written")
 
@@ -146,19 +146,13 @@ def _claims(rng: random.Random, seed: Seed, d: bytearray) -> Case:
 
 def _length_fields(pk: bytes) -> list[tuple[int, int]]:
     """(start, end) of each sub-stream length varint in a version-2 frame packet's header."""
-
-    def skip_varint(pos: int) -> int:
-        while pk[pos] & 0x80:
-            pos += 1
-        return pos + 1
-
-    pos = skip_varint(skip_varint(1))  # type byte, quality, frame index
+    end = len(pk) - 4
+    pos = read_varint(pk, read_varint(pk, 1, end)[1], end)[1]  # after the type byte, quality, frame index
     fields = []
     for _ in range(UNITS[pk[0] & 0x0F]):
         for _ in range(2):  # hyper-latent length, latent length
-            end = skip_varint(pos)
-            fields.append((pos, end))
-            pos = end
+            start, pos = pos, read_varint(pk, pos, end)[1]
+            fields.append((start, pos))
         pos += 4  # symbols CRC
     return fields
 

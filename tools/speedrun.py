@@ -23,7 +23,6 @@ from pathlib import Path
 
 import matplotlib
 import torch
-import yaml
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -38,6 +37,7 @@ from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.model import ModelConfig, TNGImageModel  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
+from tngvideo.train.overrides import load_config, parse_overrides  # noqa: E402
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -78,19 +78,14 @@ def main() -> int:
         plot(json.loads(Path(args.out).read_text()), plot_path)
         return 0
 
-    raw = yaml.safe_load(Path(args.config).read_text()) or {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        raw[key] = yaml.safe_load(value)
+    raw = load_config(args.config, args.set)
     raw["schedule_by"] = "time"
     raw["seed"] = args.seed
     cfg = TrainConfig.from_dict(raw)
-    arch = {}
-    for item in args.model_set:
-        key, _, value = item.partition("=")
+    arch = parse_overrides(args.model_set)
+    for key in arch:
         if key not in ModelConfig.__dataclass_fields__ or key == "lambdas":
             ap.error(f"unknown architecture option '{key}'")
-        arch[key] = yaml.safe_load(value)
     model_config = ModelConfig(**arch, **({"lambdas": tuple(cfg.lambdas)} if cfg.lambdas else {}))
 
     run_dir = ROOT / "runs/speedrun"

@@ -17,7 +17,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -26,6 +25,7 @@ from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas  # noq
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
+from tngvideo.train.overrides import load_config  # noqa: E402
 
 
 def main() -> int:
@@ -42,10 +42,7 @@ def main() -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (YAML value)")
     args = ap.parse_args()
 
-    raw = yaml.safe_load(Path(args.config).read_text()) or {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        raw[key] = yaml.safe_load(value)
+    raw = load_config(args.config, args.set)
     cfg = TrainConfig.from_dict(raw)
 
     init = args.init if args.init is not None else str(WEIGHTS_DIR / f"{DEFAULT_MODEL}.safetensors")

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import torch
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,6 +28,7 @@ from tngvideo.train.video_loop import VideoTrainConfig, train_video  # noqa: E40
 from tngvideo.video.model import PFrameModel  # noqa: E402
 from tngvideo.video.registry import default_video_model  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
+from tngvideo.train.overrides import load_config  # noqa: E402
 
 
 def recent_means(log_path: Path, after_step: int, window: int = 200) -> dict[str, float]:
@@ -56,10 +56,7 @@ def main() -> int:
                     help="append this run's record here ('none' to skip)")
     args = ap.parse_args()
 
-    raw = yaml.safe_load(Path(args.config).read_text()) or {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        raw[key] = yaml.safe_load(value)
+    raw = load_config(args.config, args.set)
     if args.stage:
         raw["stage"] = args.stage
     cfg = VideoTrainConfig.from_dict(raw)

@@ -80,7 +80,8 @@ def _varint(v: int) -> bytes:
             return bytes(out)
 
 
-def _read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(value, position after it) of the LEB128 varint at `pos`; it must end before `end`."""
     value = 0
     for k in range(MAX_VARINT_BYTES):
         if pos + k >= end:
@@ -118,12 +119,12 @@ def unpack_packet(data: bytes) -> FramePacket:
     end = len(data) - 4
     if ftype not in UNITS:
         raise BitstreamError("corrupt frame packet (frame type)")
-    q, pos = _read_varint(data, 1, end)
-    index, pos = _read_varint(data, pos, end)
+    q, pos = read_varint(data, 1, end)
+    index, pos = read_varint(data, pos, end)
     table = []
     for _ in range(UNITS[ftype]):
-        n_hyper, pos = _read_varint(data, pos, end)
-        n_latent, pos = _read_varint(data, pos, end)
+        n_hyper, pos = read_varint(data, pos, end)
+        n_latent, pos = read_varint(data, pos, end)
         if pos + 4 > end:
             raise BitstreamError("truncated frame packet")
         table.append((n_hyper, n_latent, _U32.unpack_from(data, pos)[0]))

@@ -6,6 +6,7 @@ record (recipe, steps, crops, wall time, device, RD points, BD-rate) to results/
     python tools/speedrun.py --minutes 60 --label baseline
     python tools/speedrun.py --minutes 60 --label no-ema --set ema_decay=0.0
     python tools/speedrun.py --minutes 60 --label no-shortcuts --model-set shortcuts=false
+    python tools/speedrun.py --minutes 60 --label recipe --eval-raw  # also the weights without EMA
     python tools/speedrun.py --plot-only     # redraw results/speedrun_rd.png from results/speedrun.json
 
 The learning-rate schedule follows the wall-clock budget (schedule_by=time), so every budget
@@ -35,7 +36,7 @@ from tngvideo.analysis.records import append_record, device_description  # noqa:
 from tngvideo.fileio import atomic_output  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.model import ModelConfig, TNGImageModel  # noqa: E402
-from tngvideo.image.weights import load_weights  # noqa: E402
+from tngvideo.image.weights import build_tables, load_weights, save_weights  # noqa: E402
 from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
 from tngvideo.train.overrides import load_config, parse_overrides  # noqa: E402
 
@@ -71,6 +72,9 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared/data/kodak"))
     ap.add_argument("--out", default=str(ROOT / "results/speedrun.json"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--eval-raw", action="store_true",
+                    help="also measure the trained weights without weight averaging (EMA), from the same "
+                         "run, as a second record labelled LABEL/raw")
     ap.add_argument("--plot-only", action="store_true", help="only redraw the plot from --out")
     args = ap.parse_args()
     plot_path = Path(args.out).with_name(Path(args.out).stem + "_rd.png")
@@ -92,31 +96,42 @@ def main() -> int:
     run_dir.mkdir(parents=True, exist_ok=True)
     weights = run_dir / f"{args.label}.safetensors"
     torch.manual_seed(args.seed)
-    state = train(cfg, model=TNGImageModel(model_config), state=TrainState(), out=weights, name=f"speedrun-{args.label}",
+    model = TNGImageModel(model_config)
+    state = train(cfg, model=model, state=TrainState(), out=weights, name=f"speedrun-{args.label}",
                   minutes=args.minutes, device=torch.device(args.device), log_path=run_dir / f"{args.label}.log.jsonl")
 
-    codec = ImageCodec(load_weights(weights))
+    runs = [(args.label, weights, asdict(cfg))]
+    if args.eval_raw:
+        raw_weights = run_dir / f"{args.label}-raw.safetensors"
+        trained = model.cpu().eval().to(memory_format=torch.contiguous_format)
+        save_weights(trained, raw_weights, name=f"speedrun-{args.label}-raw", tables=build_tables(trained))
+        runs.append((f"{args.label}/raw", raw_weights, {**asdict(cfg), "ema_decay": 0.0}))
     paths = sorted(Path(args.kodak).glob("*.png"))
-    res = run_image_benchmark(codec, paths, qualities=model_qualities(codec, 6), classics=("jpeg",), with_msssim=False)
-    tng = res.curves["tng"]
-    record = {
-        "label": args.label,
-        "date": time.strftime("%Y-%m-%d %H:%M"),
-        "budget_minutes": args.minutes,
-        "device": device_description(args.device),
-        "recipe": asdict(cfg),
-        "model": {k: v for k, v in asdict(model_config).items() if k != "lambdas"},
-        "steps": state.steps,
-        "crops_seen": state.crops_seen,
-        "wall_seconds": round(state.wall_seconds, 1),
-        "kodak_images": len(paths),
-        "rd_points": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr} for p in tng],
-        "jpeg_points": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr} for p in res.curves["jpeg"]],
-        "bd_rate_vs_jpeg_psnr": res.bd_rate_psnr["jpeg"],
-    }
-    append_record(args.out, record)
-    plot(json.loads(Path(args.out).read_text()), plot_path)
-    print(f"{args.label}: {state.steps} steps, BD-rate vs JPEG {res.bd_rate_psnr['jpeg']:+.2f}%")
+    for label, path, recipe in runs:
+        codec = ImageCodec(load_weights(path))
+        res = run_image_benchmark(codec, paths, qualities=model_qualities(codec, 6), classics=("jpeg",),
+                                  with_msssim=False)
+        record = {
+            "label": label,
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "budget_minutes": args.minutes,
+            "device": device_description(args.device),
+            "recipe": recipe,
+            "model": {k: v for k, v in asdict(model_config).items() if k != "lambdas"},
+            "steps": state.steps,
+            "crops_seen": state.crops_seen,
+            "wall_seconds": round(state.wall_seconds, 1),
+            "kodak_images": len(paths),
+            "rd_points": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr} for p in res.curves["tng"]],
+            "jpeg_points": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr} for p in res.curves["jpeg"]],
+            "bd_rate_vs_jpeg_psnr": res.bd_rate_psnr["jpeg"],
+        }
+        if label != args.label:
+            record["note"] = (f"the weights of run '{args.label}' without weight averaging: same training "
+                              "steps, EMA only left out at the end")
+        append_record(args.out, record)
+        plot(json.loads(Path(args.out).read_text()), plot_path)
+        print(f"{label}: {state.steps} steps, BD-rate vs JPEG {res.bd_rate_psnr['jpeg']:+.2f}%")
     return 0
 
 

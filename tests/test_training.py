@@ -88,6 +88,27 @@ def test_unknown_training_options_are_refused():
         TrainConfig.from_dict({"crop": 128, "lr": 1})
     with pytest.raises(ValueError):
         VideoTrainConfig.from_dict({"stage": "everything"})
+    with pytest.raises(ValueError):
+        TrainConfig.from_dict({"quantization": "round"})
+
+
+def test_quantization_modes_differ_only_in_what_synthesis_sees_during_training():
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+
+    torch.manual_seed(0)
+    model = TNGImageModel(ModelConfig(channels=16, latent_channels=24))
+    y = torch.randn(2, 24, 4, 4) * 3
+    model.train()
+    y_mixed, _, _ = model.code_latent(y, quantization="mixed")
+    y_noise, _, _ = model.code_latent(y, quantization="noise")
+    mean = model.h_m(torch.round(model.h_a(y)))
+    off = y_mixed - mean
+    assert torch.allclose(off, torch.round(off), atol=1e-4)  # decoder-side values: rounded around the mean
+    assert (y_noise - y).abs().max() <= 0.5 and (y_noise - y).abs().max() > 0.1  # noise, not rounding
+    assert not torch.allclose(y_noise - y, torch.round(y_noise - y), atol=1e-3)
+    model.eval()  # measuring: both modes round
+    for a, b in zip(model.code_latent(y, quantization="mixed"), model.code_latent(y, quantization="noise")):
+        assert torch.equal(a, b)
 
 
 def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:

@@ -33,6 +33,8 @@ from tngvideo.nn import AnalysisStage, SynthesisStage, conv, deconv
 # still read from their files (the table travels with the weights).
 DEFAULT_LAMBDAS = tuple(round(0.00025 * (0.18 / 0.00025) ** (k / 9), 6) for k in range(10))
 MAX_LOG_SCALE = math.log(256.0)
+# How training relaxes rounding (see HyperpriorCoder.code_latent).
+QUANTIZATION_MODES = ("mixed", "noise")
 
 
 @dataclass(frozen=True)
@@ -135,28 +137,35 @@ class HyperpriorCoder(nn.Module):
         return self.config.max_quality
 
     # -- training ------------------------------------------------------------------------
-    def code_latent(self, y: torch.Tensor, *, amp: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass over a gained latent: (y_hat, bits of y, bits of z), per batch item.
 
-        Noise for the rate terms, straight-through rounding for what synthesis sees. In eval
-        mode the rate terms use rounded values too, so they estimate the coded rate.
+        quantization "mixed": noise for the rate terms, straight-through rounding for what the
+        synthesis transforms see (what the decoder will see). "noise": uniform noise for both
+        (the classic relaxation). In eval mode the rate terms use rounded values, so they
+        estimate the coded rate, and synthesis sees rounded values either way.
         """
+        if quantization not in QUANTIZATION_MODES:
+            raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}, not {quantization!r}")
+        noisy = self.training and quantization == "noise"
         perturb = add_uniform_noise if self.training else torch.round
         dev = y.device.type
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             z = self.h_a(y)
         z = z.float()
-        z_hat = ste_round(z)
+        z_tilde = add_uniform_noise(z) if noisy else None
+        z_hat = z_tilde if noisy else ste_round(z)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             log_scale = self.h_s(z_hat)
             mean = self.h_m(z_hat)
         log_scale = log_scale.float().clamp(max=MAX_LOG_SCALE)
         mean = mean.float()
         with torch.autocast(dev, enabled=False):
-            bits_z = bits_from_likelihood(self.hyper_density.likelihood(perturb(z)))
-            p_y = self.gaussian.likelihood(perturb(y - mean) + mean, mean, torch.exp(log_scale))
-            bits_y = bits_from_likelihood(p_y)
-        return ste_round(y - mean) + mean, bits_y, bits_z
+            bits_z = bits_from_likelihood(self.hyper_density.likelihood(z_tilde if noisy else perturb(z)))
+            y_tilde = perturb(y - mean) + mean
+            bits_y = bits_from_likelihood(self.gaussian.likelihood(y_tilde, mean, torch.exp(log_scale)))
+        return (y_tilde if noisy else ste_round(y - mean) + mean), bits_y, bits_z
 
 
 def _interp_log_table(old_log_l: torch.Tensor, table: torch.Tensor, new_log_l: torch.Tensor) -> torch.Tensor:
@@ -205,14 +214,14 @@ class HyperpriorAutoencoder(HyperpriorCoder):
             SynthesisStage(n, n, shortcut=sc), SynthesisStage(n, out_channels, gdn=False, shortcut=sc)
         )
 
-    def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False
+    def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass: (reconstruction, bits of y, bits of z) per batch item."""
         dev = x.device.type
         gain, inv_gain = self.gains(quality)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             y = self.g_a(x)
-        y_hat, bits_y, bits_z = self.code_latent(y.float() * gain, amp=amp)
+        y_hat, bits_y, bits_z = self.code_latent(y.float() * gain, amp=amp, quantization=quantization)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
             x_hat = self.g_s(y_hat * inv_gain)
         return x_hat.float(), bits_y, bits_z
@@ -224,6 +233,7 @@ class TNGImageModel(HyperpriorAutoencoder):
     def __init__(self, config: ModelConfig = ModelConfig()):
         super().__init__(config, in_channels=3, out_channels=3)
 
-    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> ForwardResult:
-        x_hat, bits_y, bits_z = self.code(x, quality, amp=amp)
+    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
+                ) -> ForwardResult:
+        x_hat, bits_y, bits_z = self.code(x, quality, amp=amp, quantization=quantization)
         return ForwardResult(x_hat=x_hat, bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))

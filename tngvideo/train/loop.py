@@ -17,7 +17,7 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from tngvideo.image.model import TNGImageModel
+from tngvideo.image.model import QUANTIZATION_MODES, TNGImageModel
 from tngvideo.image.weights import build_tables, save_weights
 from tngvideo.train.data import CropSampler, Prefetcher, list_images
 from tngvideo.train.distributed import any_rank, setup, teardown
@@ -37,6 +37,9 @@ class TrainConfig:
     ema_decay: float = 0.999
     amp: bool = True  # bf16 autocast for the transforms
     channels_last: bool = True
+    # "mixed": the rate terms see uniform noise, synthesis sees rounded latents (straight-through);
+    # "noise": both see noise.
+    quantization: str = "mixed"
     # torch.compile the training step (forward, loss, backward): on the 2-core CPU 0.33 s per
     # step instead of 0.49 (batch 4 of 192x192) after about a minute of compiling; needs a C++
     # compiler on CPU (Triton on CUDA).
@@ -57,6 +60,8 @@ class TrainConfig:
             raise ValueError(f"unknown training options: {sorted(unknown)}")
         if d.get("schedule_by", "steps") not in ("steps", "time"):
             raise ValueError("schedule_by must be 'steps' or 'time'")
+        if d.get("quantization", "mixed") not in QUANTIZATION_MODES:
+            raise ValueError(f"quantization must be one of {QUANTIZATION_MODES}")
         return cls(**d)
 
 
@@ -82,8 +87,8 @@ class TrainState:
     runs: int = 0
 
 
-def rd_loss(model: TNGImageModel, x: torch.Tensor, quality: torch.Tensor, amp: bool):
-    res = model(x, quality, amp=amp)
+def rd_loss(model: TNGImageModel, x: torch.Tensor, quality: torch.Tensor, amp: bool, quantization: str = "mixed"):
+    res = model(x, quality, amp=amp, quantization=quantization)
     mse = ((res.x_hat - x) ** 2).mean(dim=(1, 2, 3))
     bpp = res.bpp(x.shape[2] * x.shape[3])
     loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
@@ -149,7 +154,7 @@ def train(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
 
     def step_loss(x: torch.Tensor, q: torch.Tensor):
-        return rd_loss(net, x, q, cfg.amp)
+        return rd_loss(net, x, q, cfg.amp, cfg.quantization)
 
     if cfg.compile:
         step_loss = torch.compile(step_loss)

@@ -55,16 +55,21 @@ def video(path: Path) -> list[str]:
     return out
 
 
+def _yes(v) -> str:
+    return "yes" if v else "no"
+
+
 def speedrun(path: Path) -> list[str]:
     runs = json.loads(path.read_text())
-    out = ["| speed run | crops per step | Haar shortcuts | compiled step | steps | Kodak bpp | PSNR-RGB dB "
-           "| BD-rate vs JPEG |",
-           "| --- | ---: | :---: | :---: | ---: | ---: | ---: | ---: |"]
+    out = ["| speed run | crops per step | Haar shortcuts | compiled step | bf16 | EMA | quantization | steps "
+           "| Kodak bpp | PSNR-RGB dB | BD-rate vs JPEG |",
+           "| --- | ---: | :---: | :---: | :---: | :---: | :---: | ---: | ---: | ---: | ---: |"]
     for r in runs:
         cfg, pts = r["recipe"], r["rd_points"]
         out.append(f"| {r['label']} ({r['budget_minutes']:g} min) | {cfg['batch']} x {cfg['crop']}x{cfg['crop']} | "
-                   f"{'yes' if r.get('model', {}).get('shortcuts', True) else 'no'} | "
-                   f"{'yes' if cfg.get('compile') else 'no'} | {r['steps']:,} | "
+                   f"{_yes(r.get('model', {}).get('shortcuts', True))} | {_yes(cfg.get('compile'))} | "
+                   f"{_yes(cfg.get('amp', True))} | {cfg['ema_decay'] if cfg.get('ema_decay') else 'no'} | "
+                   f"{cfg.get('quantization', 'mixed')} | {r['steps']:,} | "
                    f"{pts[0]['bpp']:.2f}-{pts[-1]['bpp']:.2f} | {pts[0]['psnr']:.1f}-{pts[-1]['psnr']:.1f} | "
                    f"{r['bd_rate_vs_jpeg_psnr']:+.1f}% |")
     return out

@@ -210,8 +210,9 @@ def train(
             run_step += 1
             bar.update(1)
             if state.steps % 50 == 0:
+                mse, bpp = mse.detach(), bpp.detach()
                 psnr = float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
-                rec = {"step": state.steps, "lr": lr, "loss": float(loss), "bpp": float(bpp.mean()),
+                rec = {"step": state.steps, "lr": lr, "loss": float(loss.detach()), "bpp": float(bpp.mean()),
                        "psnr": psnr, "t": round(time.time() - start, 1)}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()

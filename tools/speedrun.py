@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import asdict
@@ -73,10 +72,6 @@ def main() -> int:
     ap.add_argument("--kodak", default=str(ROOT.parent / "shared/data/kodak"))
     ap.add_argument("--out", default=str(ROOT / "results/speedrun.json"))
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--latent-scale", type=float, default=1.0,
-                    help="start the latents this many times larger (every gain times it, every inverse gain "
-                         "divided by it): a from-scratch analysis transform's latents are about 4x smaller "
-                         "than a trained one's, so quantization noise drowns them at first")
     ap.add_argument("--eval-raw", action="store_true",
                     help="also measure the trained weights without weight averaging (EMA), from the same "
                          "run, as a second record labelled LABEL/raw")
@@ -102,11 +97,6 @@ def main() -> int:
     weights = run_dir / f"{args.label}.safetensors"
     torch.manual_seed(args.seed)
     model = TNGImageModel(model_config)
-    if args.latent_scale <= 0:
-        ap.error("--latent-scale must be positive")
-    with torch.no_grad():
-        model.log_gain += math.log(args.latent_scale)
-        model.log_inv_gain -= math.log(args.latent_scale)
     state = train(cfg, model=model, state=TrainState(), out=weights, name=f"speedrun-{args.label}",
                   minutes=args.minutes, device=torch.device(args.device), log_path=run_dir / f"{args.label}.log.jsonl")
 
@@ -128,7 +118,6 @@ def main() -> int:
             "device": device_description(args.device),
             "recipe": recipe,
             "model": {k: v for k, v in asdict(model_config).items() if k != "lambdas"},
-            "initial_latent_scale": args.latent_scale,
             "steps": state.steps,
             "crops_seen": state.crops_seen,
             "wall_seconds": round(state.wall_seconds, 1),

@@ -4,9 +4,9 @@ then measure it on Kodak with real files at 6 qualities against JPEG (Pillow), a
 record (recipe, steps, crops, wall time, device, RD points, BD-rate) to results/speedrun.json.
 
     python tools/speedrun.py --minutes 60 --label baseline
-    python tools/speedrun.py --minutes 60 --label no-ema --set ema_decay=0.0
+    python tools/speedrun.py --minutes 60 --label peak-lr-4e-4 --set peak_lr=0.0004
     python tools/speedrun.py --minutes 60 --label no-shortcuts --model-set shortcuts=false
-    python tools/speedrun.py --minutes 60 --label recipe --eval-raw  # also the weights without EMA
+    python tools/speedrun.py --minutes 60 --label ema --set ema_decay=0.999 --eval-raw  # EMA and raw weights of one run
     python tools/speedrun.py --plot-only     # redraw results/speedrun_rd.png from results/speedrun.json
 
 The learning-rate schedule follows the wall-clock budget (schedule_by=time), so every budget
@@ -86,6 +86,8 @@ def main() -> int:
     raw["schedule_by"] = "time"
     raw["seed"] = args.seed
     cfg = TrainConfig.from_dict(raw)
+    if args.eval_raw and not cfg.ema_decay:
+        ap.error("--eval-raw compares averaged and raw weights: it needs ema_decay > 0")
     arch = parse_overrides(args.model_set)
     for key in arch:
         if key not in ModelConfig.__dataclass_fields__ or key == "lambdas":

@@ -174,9 +174,15 @@ def train(
     ema_state = TrainState(**asdict(state))
     wall_before = state.wall_seconds
 
+    @torch.no_grad()
+    def sync_ema():
+        if not cfg.ema_decay:
+            torch._foreach_copy_(ema_params, model_params)
+
     def save():
         if not info.main:
             return
+        sync_ema()
         ema_state.wall_seconds = wall_before + (time.time() - start)
         save_weights(ema.cpu(), out, name=name, tables=build_tables(ema.cpu()))
         ema.to(device)
@@ -202,9 +208,10 @@ def train(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
-            with torch.no_grad():
-                d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
-                torch._foreach_lerp_(ema_params, model_params, 1 - d)
+            if cfg.ema_decay:  # without averaging the copy is made only when it is read (sync_ema)
+                with torch.no_grad():
+                    d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
+                    torch._foreach_lerp_(ema_params, model_params, 1 - d)
             state.steps += 1
             state.crops_seen += cfg.batch
             run_step += 1
@@ -218,6 +225,7 @@ def train(
                 log.flush()
                 bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp.mean()):.3f}", psnr=f"{psnr:.2f}")
             if info.main and eval_imgs and state.steps % cfg.eval_every == 0:
+                sync_ema()
                 ev = quick_eval(ema.cpu(), eval_imgs, cfg.eval_qualities)
                 ema.to(device)
                 log.write(json.dumps({"step": state.steps, "eval": ev}) + "\n")

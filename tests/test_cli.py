@@ -71,6 +71,15 @@ def test_corrupt_tng_leaves_no_output(photo, tmp_path, capsys):
 def test_bad_quality_and_unwritable_output(photo, tmp_path):
     assert main(["image", "encode", str(photo), "-o", str(tmp_path / "q.tng"), "--quality", "0"]) == EXIT_USAGE
     assert main(["image", "encode", str(photo), "-o", str(tmp_path / "no" / "dir.tng")]) == EXIT_CANNOT_WRITE
+    assert main(["image", "encode", str(photo), "-o", str(tmp_path / "s.tng"), "--search", "-1"]) == EXIT_USAGE
+    assert not (tmp_path / "s.tng").exists()
+
+
+def test_searched_encode_decodes_with_the_plain_decoder(photo, tmp_path):
+    tng, png = tmp_path / "s.tng", tmp_path / "s.png"
+    assert main(["image", "encode", str(photo), "-o", str(tng), "--search", "3"]) == 0
+    assert main(["image", "decode", str(tng), "-o", str(png)]) == 0
+    assert np.array(Image.open(png)).shape == (70, 90, 3)
 
 
 def test_demo_runs_on_the_embedded_sample(capsys):

@@ -3,6 +3,7 @@
 
     python tools/bench_image.py                      # all 24 Kodak images
     python tools/bench_image.py --limit 4 --no-msssim  # quick look
+    python tools/bench_image.py --search-steps 30    # also TNG with encoder-side latent search
 
 Writes results/kodak.json and results/kodak_rd.png (paths configurable).
 """
@@ -37,6 +38,8 @@ def main() -> int:
     ap.add_argument("--qualities", type=float, nargs="+", default=None, help="default: every level of the model")
     ap.add_argument("--classics", default="jpeg,webp,avif")
     ap.add_argument("--no-msssim", action="store_true")
+    ap.add_argument("--search-steps", type=int, default=0,
+                    help="also measure TNG with this many steps of encoder-side latent search (e.g. 30)")
     ap.add_argument("--out", default=str(ROOT / "results/kodak.json"))
     ap.add_argument("--plot", default=None, help="default: OUT with _rd.png")
     ap.add_argument("--training-record", default=None, metavar="STATE_JSON",
@@ -53,7 +56,7 @@ def main() -> int:
     t = time.time()
     res = run_image_benchmark(codec, paths, qualities=args.qualities,
                               classics=tuple(c for c in args.classics.split(",") if c),
-                              with_msssim=not args.no_msssim)
+                              with_msssim=not args.no_msssim, search_steps=args.search_steps)
     record = res.to_json()
     record.update({
         "dataset": str(Path(args.images).name),
@@ -75,6 +78,8 @@ def main() -> int:
                   f"{p.encode_ms:7.0f} {p.decode_ms:7.0f} {est}")
     for name, v in res.bd_rate_psnr.items():
         print(f"BD-rate (PSNR-RGB) of TNG vs {name}: {v:+.2f}%")
+    for name, v in res.bd_rate_psnr_search.items():
+        print(f"BD-rate (PSNR-RGB) of TNG with search {args.search_steps} vs {name}: {v:+.2f}%")
     print(f"wrote {out} and {plot}")
     if args.training_record:
         state = json.loads(Path(args.training_record).read_text())

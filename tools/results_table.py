@@ -19,12 +19,20 @@ def kodak(path: Path) -> list[str]:
     out = [f"Kodak ({len(r['images'])} images), model `{r['model']}` ({r['weights_hash']}), {r.get('device', '')}:", "",
            "| TNG quality | bpp (file bytes) | PSNR-RGB dB | MS-SSIM | est. vs actual bits | encode ms | decode ms |",
            "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for p in r["curves"]["tng"]:
-        out.append(f"| {p['setting']:g} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
-                   f"{p['estimated_over_actual_pct']:+.2f}% | {p['encode_ms']:.0f} | {p['decode_ms']:.0f} |")
-    out += ["", "| BD-rate of TNG (PSNR-RGB) vs | " + " | ".join(k.upper() for k in r["bd_rate_psnr_vs"]) + " |",
-            "| --- | " + " | ".join("---:" for _ in r["bd_rate_psnr_vs"]) + " |",
-            "| | " + " | ".join(f"{v:+.1f}%" for v in r["bd_rate_psnr_vs"].values()) + " |"]
+    steps = r.get("search_steps", 0)
+    for curve, tag in (("tng", ""), ("tng-search", f", search {steps}")):
+        for p in r["curves"].get(curve, []):
+            out.append(f"| {p['setting']:g}{tag} | {p['bpp']:.3f} | {p['psnr']:.2f} | {p['ms_ssim']:.4f} | "
+                       f"{p['estimated_over_actual_pct']:+.2f}% | {p['encode_ms']:.0f} | {p['decode_ms']:.0f} |")
+    classics = list(r["bd_rate_psnr_vs"])
+    out += ["", "| BD-rate (PSNR-RGB) of | " + " | ".join(f"vs {k.upper()}" for k in classics) + " |",
+            "| --- | " + " | ".join("---:" for _ in classics) + " |",
+            "| TNG | " + " | ".join(f"{r['bd_rate_psnr_vs'][k]:+.1f}%" for k in classics) + " |"]
+    search = r.get("bd_rate_psnr_search_vs", {})
+    if search:
+        out.append(f"| TNG, search {steps} | " + " | ".join(f"{search[k]:+.1f}%" for k in classics) + " |")
+        out += ["", f"Encoder-side search ({steps} steps) against the same model without it: "
+                    f"BD-rate {search['tng']:+.1f}%."]
     return out
 
 

@@ -50,8 +50,10 @@ class BenchResult:
     images: list[str]
     model: str
     weights_hash: str
-    curves: dict[str, list[RDPoint]] = field(default_factory=dict)
-    bd_rate_psnr: dict[str, float] = field(default_factory=dict)
+    curves: dict[str, list[RDPoint]] = field(default_factory=dict)  # "tng", "tng-search", classics
+    bd_rate_psnr: dict[str, float] = field(default_factory=dict)  # of "tng" vs each classic
+    search_steps: int = 0  # encoder-side latent search steps of the "tng-search" curve (0: none)
+    bd_rate_psnr_search: dict[str, float] = field(default_factory=dict)  # of "tng-search" vs "tng" and classics
 
     def to_json(self) -> dict:
         return {
@@ -60,6 +62,8 @@ class BenchResult:
             "weights_hash": self.weights_hash,
             "curves": {k: [asdict(p) for p in v] for k, v in self.curves.items()},
             "bd_rate_psnr_vs": self.bd_rate_psnr,
+            "search_steps": self.search_steps,
+            "bd_rate_psnr_search_vs": self.bd_rate_psnr_search,
         }
 
 
@@ -89,14 +93,15 @@ def _measure(img: np.ndarray, dec: np.ndarray, nbytes: int, enc_s: float, dec_s:
 
 
 def bench_tng(codec: ImageCodec, images: list[np.ndarray], qualities: list[float], *, with_msssim: bool = True,
-              progress: bool = True) -> list[RDPoint]:
+              progress: bool = True, search_steps: int = 0) -> list[RDPoint]:
     points = []
-    bar = tqdm(total=len(images) * len(qualities), desc="tng", disable=not progress)
+    desc = f"tng (search {search_steps})" if search_steps else "tng"
+    bar = tqdm(total=len(images) * len(qualities), desc=desc, disable=not progress)
     for q in qualities:
         rows = []
         for img in images:
             t0 = time.perf_counter()
-            res = codec.compress_with_info(img, q)
+            res = codec.compress_with_info(img, q, search_steps=search_steps)
             t1 = time.perf_counter()
             dec = codec.decompress(res.data)
             t2 = time.perf_counter()
@@ -139,17 +144,27 @@ def bench_classic(name: str, images: list[np.ndarray], *, settings: list[int] | 
 
 def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list[float] | None = None,
                         classics: tuple[str, ...] = ("jpeg", "webp", "avif"), with_msssim: bool = True,
-                        progress: bool = True) -> BenchResult:
+                        progress: bool = True, search_steps: int = 0) -> BenchResult:
+    """TNG at `qualities` (and, with search_steps > 0, again with encoder-side latent search)
+    against each classic codec's sweep, all on the same images."""
     images = [read_image(p) for p in paths]
-    result = BenchResult(images=[p.name for p in paths], model=codec.name, weights_hash=codec.weights_hash.hex())
+    result = BenchResult(images=[p.name for p in paths], model=codec.name, weights_hash=codec.weights_hash.hex(),
+                         search_steps=search_steps)
     qualities = qualities or model_qualities(codec)
     result.curves["tng"] = bench_tng(codec, images, qualities, with_msssim=with_msssim, progress=progress)
-    tng = result.curves["tng"]
+    if search_steps:
+        result.curves["tng-search"] = bench_tng(codec, images, qualities, with_msssim=with_msssim,
+                                                progress=progress, search_steps=search_steps)
     for name in classics:
-        pts = bench_classic(name, images, with_msssim=with_msssim, progress=progress)
-        result.curves[name] = pts
-        result.bd_rate_psnr[name] = bd_rate([p.bpp for p in pts], [p.psnr for p in pts],
-                                            [p.bpp for p in tng], [p.psnr for p in tng])
+        result.curves[name] = bench_classic(name, images, with_msssim=with_msssim, progress=progress)
+
+    def bd(anchor: str, test: str) -> float:
+        a, t = result.curves[anchor], result.curves[test]
+        return bd_rate([p.bpp for p in a], [p.psnr for p in a], [p.bpp for p in t], [p.psnr for p in t])
+
+    result.bd_rate_psnr = {name: bd(name, "tng") for name in classics}
+    if search_steps:
+        result.bd_rate_psnr_search = {name: bd(name, "tng-search") for name in ("tng", *classics)}
     return result
 
 
@@ -169,11 +184,14 @@ def plot_rd(result: BenchResult, path: Path, *, title: str = "Kodak") -> None:
             y = [getattr(p, key) for p in pts]
             if key == "ms_ssim":
                 y = [-10 * np.log10(max(1 - v, 1e-9)) for v in y]
-            style = dict(lw=2.2, marker="o") if name == "tng" else dict(lw=1.2, marker=".")
-            bd = result.bd_rate_psnr.get(name)
-            lab = name.upper() if name != "tng" else f"TNG ({result.model})"
-            if bd is not None and key == "psnr":
-                lab += f"  [TNG BD-rate {bd:+.1f}%]"
+            style = dict(lw=2.2, marker="o") if name.startswith("tng") else dict(lw=1.2, marker=".")
+            lab = {"tng": f"TNG ({result.model})", "tng-search": f"TNG, search {result.search_steps}"}.get(
+                name, name.upper())
+            if key == "psnr" and name in result.bd_rate_psnr:
+                bds = [f"TNG {result.bd_rate_psnr[name]:+.1f}%"]
+                if name in result.bd_rate_psnr_search:
+                    bds.append(f"search {result.bd_rate_psnr_search[name]:+.1f}%")
+                lab += f"  [BD-rate {', '.join(bds)}]"
             ax.plot(x, y, label=lab, **style)
         ax.set_xlabel("bits per pixel (whole files)")
         ax.set_ylabel(label)

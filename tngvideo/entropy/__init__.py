@@ -7,7 +7,7 @@ from tngvideo.entropy.coder import CorruptStreamError, decode_symbols, encode_sy
 from tngvideo.entropy.exact import ACT_BITS, ExactNet
 from tngvideo.entropy.factorized import FactorizedDensity
 from tngvideo.entropy.gaussian import GaussianConditional
-from tngvideo.entropy.quantization import add_uniform_noise, dequantize, quantize, ste_round
+from tngvideo.entropy.quantization import add_uniform_noise, annealed_round, dequantize, quantize, ste_round
 from tngvideo.entropy.rate import bits_from_likelihood
 from tngvideo.entropy.tables import CdfTables
 
@@ -19,6 +19,7 @@ __all__ = [
     "FactorizedDensity",
     "GaussianConditional",
     "add_uniform_noise",
+    "annealed_round",
     "bits_from_likelihood",
     "decode_symbols",
     "dequantize",

@@ -16,6 +16,7 @@ from tngvideo.bitstream import BitstreamError, TngImageFile, pack_image, unpack_
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
+from tngvideo.image.search import search_latents
 from tngvideo.image.weights import LoadedModel, load_weights
 
 __all__ = ["CompressResult", "DecodeError", "ImageCodec", "check_quality", "to_rgb8"]
@@ -75,10 +76,19 @@ class ImageCodec:
         return check_quality(quality, self.quality_range)
 
     @torch.no_grad()
-    def encode_tensor(self, x: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
-        """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction."""
+    def encode_tensor(self, x: torch.Tensor, quality: float, *, search_steps: int = 0,
+                      hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
+        """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction.
+
+        search_steps > 0 refines the latents for this image first (`search_latents`) over the
+        region hw (the real image size; default all of x)."""
+        x = x.to(self.device)
         gain, inv_gain = self.model.gains(torch.tensor([quality], device=self.device))
-        streams, y_hat = self.latents.encode(self.model.g_a(x.to(self.device)) * gain)
+        if search_steps > 0:
+            found = search_latents(self.model, x, quality, steps=search_steps, hw=hw)
+            streams, y_hat = self.latents.encode(found.y, found.z)
+        else:
+            streams, y_hat = self.latents.encode(self.model.g_a(x) * gain)
         return streams, self.model.g_s(y_hat * inv_gain)
 
     @torch.no_grad()
@@ -90,14 +100,16 @@ class ImageCodec:
         return self.model.g_s(y_hat * inv_gain)
 
     # -- images -----------------------------------------------------------------------------
-    def compress_with_info(self, image: np.ndarray, quality: float) -> CompressResult:
+    def compress_with_info(self, image: np.ndarray, quality: float, *, search_steps: int = 0) -> CompressResult:
         rgb = to_rgb8(image)
         h, w = rgb.shape[:2]
         if h == 0 or w == 0:
             raise ValueError("empty image")
         quality = self.check_quality(quality)
+        if search_steps < 0:
+            raise ValueError(f"search steps must be >= 0, not {search_steps}")
         x = _pad(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0, TNGImageModel.PAD_MULTIPLE)
-        streams, x_hat = self.encode_tensor(x, quality)
+        streams, x_hat = self.encode_tensor(x, quality, search_steps=search_steps, hw=(h, w))
         f = TngImageFile(
             model=self.name, weights_hash=self.weights_hash, width=w, height=h, quality=quality,
             hyper=streams.hyper, latent=streams.latent, symbols_crc=streams.symbols_crc,
@@ -107,8 +119,8 @@ class ImageCodec:
             payload_bits=streams.payload_bits,
         )
 
-    def compress(self, image: np.ndarray, quality: float) -> bytes:
-        return self.compress_with_info(image, quality).data
+    def compress(self, image: np.ndarray, quality: float, *, search_steps: int = 0) -> bytes:
+        return self.compress_with_info(image, quality, search_steps=search_steps).data
 
     def decompress(self, data: bytes) -> np.ndarray:
         try:

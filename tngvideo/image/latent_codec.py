@@ -63,9 +63,10 @@ class LatentCodec:
         return (b, self.coder.config.channels, -(-h // 4), -(-w // 4))
 
     @torch.no_grad()
-    def encode(self, y: torch.Tensor) -> tuple[LatentStreams, torch.Tensor]:
-        """y: gained latent (1, M, h, w) with h, w multiples of 4. Returns streams and y_hat."""
-        z_sym = torch.round(self.coder.h_a(y)).cpu()
+    def encode(self, y: torch.Tensor, z: torch.Tensor | None = None) -> tuple[LatentStreams, torch.Tensor]:
+        """y: gained latent (1, M, h, w) with h, w multiples of 4; z: its hyper-latent (default:
+        h_a(y); an encoder search may pass its own). Returns streams and y_hat."""
+        z_sym = torch.round(self.coder.h_a(y) if z is None else z).cpu()
         indices, mean = self._side(z_sym, y.device)
         y_sym = torch.round(y - mean)
         z_np = z_sym.numpy().astype(np.int64)

@@ -1,0 +1,104 @@
+"""Encoder-side latent search: spend encode time to find cheaper latents for the same decoder.
+
+The analysis transform is one amortized guess at the best latent. Starting from it, a few
+gradient steps on this image's own rate-distortion cost, lambda * 255^2 * MSE + bits per pixel
+(the training loss, measured on the image's real pixels only, not the padding), move the latent
+y and the hyper-latent z to values that code to fewer bits or decode closer to the image
+(Campos et al., CVPRW 2019; Yang et al., "Improving inference for neural image compression",
+NeurIPS 2020). Rounding is relaxed by stochastic Gumbel annealing (`annealed_round`): with
+straight-through rounding the search drifts and the coded cost rises. The cost of the rounded
+latents is measured at the start and at the end, and the cheaper pair is returned, so the search
+never makes an image cost more under the model.
+
+The decoder is untouched: the bitstream and decode time stay the same, and any decoder reads
+the result. Each step costs about one synthesis forward and backward pass at encode time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from tngvideo.entropy import annealed_round, bits_from_likelihood
+from tngvideo.image.model import MAX_LOG_SCALE, HyperpriorAutoencoder
+
+LR_LATENT = 0.03  # Adam step on y, in quantization steps
+LR_HYPER = 0.003  # on z: its rounding picks whole probability tables, so it moves slowly
+TAU_START, TAU_END = 0.5, 0.3  # annealing temperature, geometric over the steps
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    y: torch.Tensor  # gained latent to code, (1, M, h, w)
+    z: torch.Tensor  # hyper-latent to round and code, (1, N, h/4, w/4)
+    start_cost: float  # RD cost per pixel of the analysis transform's latents
+    cost: float  # RD cost per pixel of the returned latents (<= start_cost)
+
+
+def rd_cost(model: HyperpriorAutoencoder, x: torch.Tensor, y: torch.Tensor, z: torch.Tensor,
+            inv_gain: torch.Tensor, lmbda: float, hw: tuple[int, int], *, tau: float | None = None,
+            amp: bool = False) -> torch.Tensor:
+    """lambda * 255^2 * MSE + bpp of coding (y, z) over x[..., :h, :w].
+
+    tau None: the rounded latents (what would be coded); otherwise annealed rounding at tau."""
+    h, w = hw
+    dev = x.device.type
+
+    def rnd(v: torch.Tensor) -> torch.Tensor:
+        return torch.round(v) if tau is None else annealed_round(v, tau)
+
+    z_hat = rnd(z)
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+        log_scale = model.h_s(z_hat)
+        mean = model.h_m(z_hat)
+    log_scale, mean = log_scale.float().clamp(max=MAX_LOG_SCALE), mean.float()
+    y_hat = rnd(y - mean) + mean
+    bits = bits_from_likelihood(model.gaussian.likelihood(y_hat, mean, torch.exp(log_scale)))
+    bits = bits + bits_from_likelihood(model.hyper_density.likelihood(z_hat))
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+        x_hat = model.g_s(y_hat * inv_gain)
+    mse = torch.mean((x_hat.float()[..., :h, :w] - x[..., :h, :w]) ** 2)
+    return lmbda * 255.0**2 * mse + bits.sum() / (h * w)
+
+
+def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *, steps: int,
+                   hw: tuple[int, int] | None = None, amp: bool = True, seed: int = 0) -> SearchResult:
+    """Latents for x (1, C, H, W), padded to the model's multiple; hw = the real image size.
+
+    Deterministic for a given seed on a given machine (the annealing draws Gumbel noise); the
+    decoder never needs to repeat it."""
+    if steps < 1:
+        raise ValueError("search steps must be >= 1")
+    hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
+    q = torch.tensor([quality], device=x.device)
+    lmbda = model.lambda_at(quality)
+    with torch.no_grad():
+        gain, inv_gain = model.gains(q)
+        y0 = model.g_a(x) * gain
+        z0 = model.h_a(y0)
+        start = float(rd_cost(model, x, y0, z0, inv_gain, lmbda, hw))
+    y = y0.clone().requires_grad_(True)
+    z = z0.clone().requires_grad_(True)
+    opt = torch.optim.Adam([{"params": [y], "lr": LR_LATENT}, {"params": [z], "lr": LR_HYPER}])
+    frozen = [p.requires_grad for p in model.parameters()]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    cuda = [x.device] if x.device.type == "cuda" else []
+    try:
+        with torch.enable_grad(), torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            for step in range(steps):
+                tau = TAU_START * (TAU_END / TAU_START) ** (step / max(1, steps - 1))
+                cost = rd_cost(model, x, y, z, inv_gain, lmbda, hw, tau=tau, amp=amp)
+                opt.zero_grad(set_to_none=True)
+                cost.backward()
+                opt.step()
+    finally:
+        for p, g in zip(model.parameters(), frozen):
+            p.requires_grad_(g)
+    with torch.no_grad():
+        end = float(rd_cost(model, x, y, z, inv_gain, lmbda, hw))
+    if end < start:
+        return SearchResult(y=y.detach(), z=z.detach(), start_cost=start, cost=end)
+    return SearchResult(y=y0, z=z0, start_cost=start, cost=start)

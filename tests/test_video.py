@@ -284,3 +284,33 @@ def test_the_newest_video_model_is_the_highest_version_number():
 
     names = ["tng-video-10", "tng-video-2", "tng-video-0", "tng-video-9"]
     assert sorted(names, key=_version_key) == ["tng-video-0", "tng-video-2", "tng-video-9", "tng-video-10"]
+
+
+def test_latent_search_lowers_the_sequence_rd_cost_and_decodes_with_the_plain_decoder():
+    """Encoder-side search on I-frames and residuals: the same decoder reads the frames exactly,
+    and the sequence costs less in the codec's own rate-distortion terms."""
+    from conftest import natural_image
+    from tngvideo.video.registry import load_video_codecs
+
+    codecs = load_video_codecs()
+    scene = natural_image(72, 130, seed=5)
+    frames = [np.ascontiguousarray(scene[:, 2 * i : 2 * i + 98]) for i in range(3)]  # odd width
+    quality = 3.0
+    lmbda = codecs.pframes.residual.coder.lambda_at(quality)
+
+    def sequence_cost(search_steps):
+        enc = VideoEncoder(codecs.image, codecs.pframes, width=98, height=72, quality=quality, gop=16,
+                           search_steps=search_steps)
+        dec = VideoDecoder(codecs.image, codecs.pframes, width=98, height=72)
+        cost = 0.0
+        for f in frames:
+            out = enc.encode(f)
+            _, rgb = dec.decode(out.packet)
+            assert np.array_equal(rgb, out.reconstruction)
+            mse = np.mean((rgb.astype(np.float64) - f) ** 2)
+            cost += lmbda * mse * f[..., 0].size + 8 * out.stats.packet_bytes
+        return cost
+
+    assert sequence_cost(8) < 0.98 * sequence_cost(0)
+    with pytest.raises(ValueError, match="search"):
+        VideoEncoder(codecs.image, codecs.pframes, width=98, height=72, quality=quality, gop=16, search_steps=-2)

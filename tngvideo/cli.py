@@ -117,7 +117,7 @@ def cmd_encode(args) -> int:
     with _progress(args, total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address)
+                        ray_address=args.ray_address, search_steps=args.search)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -384,6 +384,8 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
     ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
+    ve.add_argument("--search", type=int, default=0, metavar="STEPS",
+                    help="encoder-side latent search on every frame: fewer bytes, a much slower encode")
     ve.add_argument("--workers", type=int, default=1,
                     help="encode GOP-aligned chunks in parallel on N workers (Ray if installed, else processes)")
     ve.add_argument("--chunks", type=int, default=None, help="number of chunks (default: one per worker)")

@@ -223,7 +223,7 @@ def train(
                        "psnr": psnr, "t": round(time.time() - start, 1)}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-                bar.set_postfix(loss=f"{float(loss):.3f}", bpp=f"{float(bpp.mean()):.3f}", psnr=f"{psnr:.2f}")
+                bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{psnr:.2f}")
             if info.main and eval_imgs and state.steps % cfg.eval_every == 0:
                 sync_ema()
                 ev = quick_eval(ema.cpu(), eval_imgs, cfg.eval_qualities)

@@ -24,6 +24,7 @@ from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_pa
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
+from tngvideo.image.search import search_latents
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
@@ -71,10 +72,15 @@ class PFrameCoder:
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
         return codec.coder  # type: ignore[return-value]
 
-    def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
+    def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float, *, search_steps: int = 0,
+              hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
         t = self._transform(codec)
         gain, inv_gain = t.gains(torch.tensor([quality], device=x.device))
-        streams, y_hat = codec.encode(t.g_a(x) * gain)
+        if search_steps > 0:
+            found = search_latents(t, x, quality, steps=search_steps, hw=hw)
+            streams, y_hat = codec.encode(found.y, found.z)
+        else:
+            streams, y_hat = codec.encode(t.g_a(x) * gain)
         return streams, t.g_s(y_hat * inv_gain)
 
     def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
@@ -85,8 +91,12 @@ class PFrameCoder:
         _, inv_gain = t.gains(torch.tensor([quality], device=device))
         return t.g_s(y_hat * inv_gain)
 
-    def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
-        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
+    def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float, *, search_steps: int = 0,
+                         hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
+        """The residual's error is the frame's error, so a latent search on the residual coder
+        optimises the frame's own rate-distortion cost."""
+        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality,
+                                          search_steps=search_steps, hw=hw)
         return res_streams, pred + res_hat - RESIDUAL_OFFSET
 
     @property
@@ -110,22 +120,29 @@ class PFrameCoder:
         return lmbda * 255.0**2 * mse * x.shape[-1] * x.shape[-2] + bits
 
     @torch.no_grad()
-    def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
+    def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
+               hw: tuple[int, int] | None = None) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
         """Mode decision: with a motion model, code the frame both with motion and with the plain
         reference as prediction (no motion bits), and keep whichever costs less in rate-distortion
-        terms. The decoder follows the choice from the stream (empty motion = no motion)."""
+        terms. The decoder follows the choice from the stream (empty motion = no motion).
+
+        search_steps > 0: the chosen mode's residual is coded again after a latent search
+        (`search_latents`) over the region hw (the real frame size)."""
         if self.motion is None:
-            return (EMPTY, *self._code_prediction(x, ref, quality))
+            return (EMPTY, *self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw))
         motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
-        mres_streams, mx_hat = self._code_prediction(x, self.mc(ref, flow_hat), quality)
+        pred = self.mc(ref, flow_hat)
+        mres_streams, mx_hat = self._code_prediction(x, pred, quality)
         coded = _coded(motion_streams)  # an all-empty unit would read as "no motion": never send one
-        if coded and not self.mode_decision:
-            return motion_streams, mres_streams, mx_hat
-        res_streams, x_hat = self._code_prediction(x, ref, quality)
-        if coded and (self.rd_cost(x, mx_hat, motion_streams.payload_bits + mres_streams.payload_bits, quality)
-                      < self.rd_cost(x, x_hat, res_streams.payload_bits, quality)):
-            return motion_streams, mres_streams, mx_hat
-        return EMPTY, res_streams, x_hat
+        if not coded or self.mode_decision:
+            res_streams, x_hat = self._code_prediction(x, ref, quality)
+            if not coded or (self.rd_cost(x, x_hat, res_streams.payload_bits, quality)
+                             <= self.rd_cost(x, mx_hat, motion_streams.payload_bits + mres_streams.payload_bits,
+                                             quality)):
+                motion_streams, pred, mres_streams, mx_hat = EMPTY, ref, res_streams, x_hat
+        if search_steps > 0:
+            mres_streams, mx_hat = self._code_prediction(x, pred, quality, search_steps=search_steps, hw=hw)
+        return motion_streams, mres_streams, mx_hat
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
@@ -157,10 +174,15 @@ def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 class VideoEncoder:
     def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
-                 first_index: int = 0):
-        """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk)."""
+                 first_index: int = 0, search_steps: int = 0):
+        """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk).
+        `search_steps` > 0 refines every frame's latents by an encoder-side search (slower encode,
+        fewer bits; the decoder is unchanged)."""
         if gop < 1:
             raise ValueError("GOP must be at least 1")
+        if search_steps < 0:
+            raise ValueError(f"search steps must be >= 0, not {search_steps}")
+        self.search_steps = search_steps
         if first_index % gop:
             raise ValueError("a chunk must start at a GOP boundary")
         self.image, self.pframes = image, pframes
@@ -176,10 +198,12 @@ class VideoEncoder:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
         x = _to_tensor(rgb, self.image.device)
         if self.index % self.gop == 0 or self._ref is None:
-            streams, x_hat = self.image.encode_tensor(x, self.intra_quality)
+            streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=self.search_steps,
+                                                      hw=(self.height, self.width))
             coded = {"intra": streams}
         else:
-            motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality)
+            motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality, search_steps=self.search_steps,
+                                                          hw=(self.height, self.width))
             coded = {"motion": motion, "residual": residual}
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())

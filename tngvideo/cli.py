@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=DEFAULT_MODEL)
     e.add_argument("--search", type=int, default=0, metavar="STEPS",
                    help="encoder-side latent search: fewer bytes for the same picture quality, "
-                        "about 1 s of CPU per step for a 768x512 image (try 30); decoding is unchanged")
+                        "about 0.5 s per step for a 768x512 image on 2 cores (try 30); decoding is unchanged")
     e.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     e.set_defaults(func=cmd_image_encode)
     dd = add(img, "decode", help=".tng -> PNG (or another format by suffix)")

@@ -16,7 +16,7 @@ from tngvideo.bitstream import BitstreamError, TngImageFile, pack_image, unpack_
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
-from tngvideo.image.search import search_latents
+from tngvideo.image.search import encode_latents
 from tngvideo.image.weights import LoadedModel, load_weights
 
 __all__ = ["CompressResult", "DecodeError", "ImageCodec", "check_quality", "to_rgb8"]
@@ -80,15 +80,11 @@ class ImageCodec:
                       hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
         """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction.
 
-        search_steps > 0 refines the latents for this image first (`search_latents`) over the
+        search_steps > 0 refines the latents for this image first (`tngvideo.image.search`) over the
         region hw (the real image size; default all of x)."""
         x = x.to(self.device)
-        gain, inv_gain = self.model.gains(torch.tensor([quality], device=self.device))
-        if search_steps > 0:
-            found = search_latents(self.model, x, quality, steps=search_steps, hw=hw)
-            streams, y_hat = self.latents.encode(found.y, found.z)
-        else:
-            streams, y_hat = self.latents.encode(self.model.g_a(x) * gain)
+        streams, y_hat = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw)
+        _, inv_gain = self.model.gains(torch.tensor([quality], device=self.device))
         return streams, self.model.g_s(y_hat * inv_gain)
 
     @torch.no_grad()

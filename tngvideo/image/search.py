@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from tngvideo.entropy import annealed_round, bits_from_likelihood
+from tngvideo.image.latent_codec import LatentCodec, LatentStreams
 from tngvideo.image.model import MAX_LOG_SCALE, HyperpriorAutoencoder
 
 LR_LATENT = 0.03  # Adam step on y, in quantization steps
@@ -102,3 +103,15 @@ def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float
     if end < start:
         return SearchResult(y=y.detach(), z=z.detach(), start_cost=start, cost=end)
     return SearchResult(y=y0, z=z0, start_cost=start, cost=start)
+
+
+@torch.no_grad()
+def encode_latents(codec: LatentCodec, model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *,
+                   search_steps: int = 0, hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
+    """Analysis of x (with search_steps > 0, then a latent search) and entropy coding: streams
+    and the gained y_hat the decoder will see."""
+    if search_steps > 0:
+        found = search_latents(model, x, quality, steps=search_steps, hw=hw)
+        return codec.encode(found.y, found.z)
+    gain, _ = model.gains(torch.tensor([quality], device=x.device))
+    return codec.encode(model.g_a(x) * gain)

@@ -24,7 +24,7 @@ from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_pa
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
-from tngvideo.image.search import search_latents
+from tngvideo.image.search import encode_latents
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
@@ -75,12 +75,8 @@ class PFrameCoder:
     def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float, *, search_steps: int = 0,
               hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
         t = self._transform(codec)
-        gain, inv_gain = t.gains(torch.tensor([quality], device=x.device))
-        if search_steps > 0:
-            found = search_latents(t, x, quality, steps=search_steps, hw=hw)
-            streams, y_hat = codec.encode(found.y, found.z)
-        else:
-            streams, y_hat = codec.encode(t.g_a(x) * gain)
+        streams, y_hat = encode_latents(codec, t, x, quality, search_steps=search_steps, hw=hw)
+        _, inv_gain = t.gains(torch.tensor([quality], device=x.device))
         return streams, t.g_s(y_hat * inv_gain)
 
     def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
@@ -127,7 +123,7 @@ class PFrameCoder:
         terms. The decoder follows the choice from the stream (empty motion = no motion).
 
         search_steps > 0: the chosen mode's residual is coded again after a latent search
-        (`search_latents`) over the region hw (the real frame size)."""
+        (`tngvideo.image.search`) over the region hw (the real frame size)."""
         if self.motion is None:
             return (EMPTY, *self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw))
         motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)

@@ -102,8 +102,6 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
     `search_steps` > 0: encoder-side latent search on every frame (see tngvideo.image.search)."""
-    if search_steps < 0:
-        raise ValueError(f"search steps must be >= 0, not {search_steps}")
     info = probe_video(src)
     t0 = time.perf_counter()
     notes, n_chunks = [], 1

@@ -83,9 +83,8 @@ class ImageCodec:
         search_steps > 0 refines the latents for this image first (`tngvideo.image.search`) over the
         region hw (the real image size; default all of x)."""
         x = x.to(self.device)
-        streams, y_hat = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw)
-        _, inv_gain = self.model.gains(torch.tensor([quality], device=self.device))
-        return streams, self.model.g_s(y_hat * inv_gain)
+        streams, latent = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw)
+        return streams, self.model.g_s(latent)
 
     @torch.no_grad()
     def decode_tensor(self, streams: LatentStreams, padded_hw: tuple[int, int], quality: float) -> torch.Tensor:
@@ -102,8 +101,6 @@ class ImageCodec:
         if h == 0 or w == 0:
             raise ValueError("empty image")
         quality = self.check_quality(quality)
-        if search_steps < 0:
-            raise ValueError(f"search steps must be >= 0, not {search_steps}")
         x = _pad(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0, TNGImageModel.PAD_MULTIPLE)
         streams, x_hat = self.encode_tensor(x, quality, search_steps=search_steps, hw=(h, w))
         f = TngImageFile(

@@ -109,9 +109,13 @@ def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float
 def encode_latents(codec: LatentCodec, model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *,
                    search_steps: int = 0, hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
     """Analysis of x (with search_steps > 0, then a latent search) and entropy coding: streams
-    and the gained y_hat the decoder will see."""
+    and the decoded latent, inverse gain applied, ready for the synthesis transform."""
+    if search_steps < 0:
+        raise ValueError(f"search steps must be >= 0, not {search_steps}")
+    gain, inv_gain = model.gains(torch.tensor([quality], device=x.device))
     if search_steps > 0:
         found = search_latents(model, x, quality, steps=search_steps, hw=hw)
-        return codec.encode(found.y, found.z)
-    gain, _ = model.gains(torch.tensor([quality], device=x.device))
-    return codec.encode(model.g_a(x) * gain)
+        streams, y_hat = codec.encode(found.y, found.z)
+    else:
+        streams, y_hat = codec.encode(model.g_a(x) * gain)
+    return streams, y_hat * inv_gain

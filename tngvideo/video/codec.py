@@ -75,9 +75,8 @@ class PFrameCoder:
     def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float, *, search_steps: int = 0,
               hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
         t = self._transform(codec)
-        streams, y_hat = encode_latents(codec, t, x, quality, search_steps=search_steps, hw=hw)
-        _, inv_gain = t.gains(torch.tensor([quality], device=x.device))
-        return streams, t.g_s(y_hat * inv_gain)
+        streams, latent = encode_latents(codec, t, x, quality, search_steps=search_steps, hw=hw)
+        return streams, t.g_s(latent)
 
     def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
                 device: torch.device) -> torch.Tensor:

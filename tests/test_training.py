@@ -10,6 +10,7 @@ from PIL import Image
 from conftest import make_clip, natural_image
 from tngvideo.train.data import CropSampler, Prefetcher, list_images
 from tngvideo.train.loop import TrainConfig, lr_at
+from tngvideo.train.overrides import load_config
 from tngvideo.train.video_data import ClipPairs, SyntheticMotion, frame_folders
 from tngvideo.train.video_loop import VideoTrainConfig
 from tngvideo.video.warp import backward_warp
@@ -90,6 +91,16 @@ def test_unknown_training_options_are_refused():
         VideoTrainConfig.from_dict({"stage": "everything"})
     with pytest.raises(ValueError):
         TrainConfig.from_dict({"quantization": "round"})
+
+
+def test_scientific_notation_overrides_are_numbers(tmp_path):
+    """YAML 1.1 would read 6e-5 as a string and the optimizer would fail on it at step 0."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("peak_lr: 8e-4\ncrop: 192\n")
+    raw = load_config(cfg, ["min_lr_fraction=5e-2", "lambdas=[1e-4, 2.5E-3]", "schedule_by=time"])
+    assert raw == {"peak_lr": 8e-4, "crop": 192, "min_lr_fraction": 0.05, "lambdas": [1e-4, 2.5e-3],
+                   "schedule_by": "time"}
+    assert TrainConfig(**{k: v for k, v in raw.items() if k != "lambdas"}).peak_lr == 8e-4
 
 
 def test_quantization_modes_differ_only_in_what_synthesis_sees_during_training():

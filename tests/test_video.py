@@ -100,7 +100,8 @@ def test_motion_path_shapes_and_zero_flow_compensation():
 
 def test_closed_loop_decoder_equals_encoder(tiny_video):
     frames = [np.roll(make_frame(i), 3 * i, axis=1) for i in range(5)]
-    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=3)
+    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=3,
+                       adaptive_intra=False)  # P-frame mechanics: no intra fallback
     dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
     types = []
     for f in frames:
@@ -146,7 +147,8 @@ def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_we
 
 
 def test_p_frame_without_reference_is_rejected(tiny_video):
-    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=8)
+    enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=8,
+                       adaptive_intra=False)
     enc.encode(make_frame(0))
     p_packet = enc.encode(make_frame(1)).packet
     dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
@@ -157,7 +159,8 @@ def test_p_frame_without_reference_is_rejected(tiny_video):
 def test_file_round_trip_is_frame_accurate_with_timestamps_and_seeking(tmp_path, tiny_video):
     pts = [0, 1, 2, 4, 7, 8, 9]  # variable frame rate
     make_clip(tmp_path / "in.mkv", pts=pts, size=(30, 50))
-    s = encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=3.0, gop=3, codecs=tiny_video)
+    s = encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=3.0, gop=3, codecs=tiny_video,
+                    adaptive_intra=False)
     assert s.frames == len(pts)
     header, it = decode_frames(tmp_path / "o.tngv", codecs=tiny_video)
     full = list(it)
@@ -226,7 +229,7 @@ def _motion_pframes(tiny_weights, *, mode_decision: bool):
 def test_motion_path_closed_loop(tiny_weights):
     """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
     image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4, adaptive_intra=False)
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for i in range(3):
         out = enc.encode(make_frame(i))
@@ -314,3 +317,44 @@ def test_latent_search_lowers_the_sequence_rd_cost_and_decodes_with_the_plain_de
     assert sequence_cost(8) < 0.98 * sequence_cost(0)
     with pytest.raises(ValueError, match="search"):
         VideoEncoder(codecs.image, codecs.pframes, width=98, height=72, quality=quality, gop=16, search_steps=-2)
+
+
+def test_a_scene_cut_inside_a_gop_becomes_an_i_frame_and_decodes():
+    """Adaptive intra: the first frame of a new scene costs less coded intra, so it is sent as an
+    I-frame mid-GOP (listed in the sequence header as a seek point); the decoder follows the frame
+    type bit-exactly. With adaptive_intra=False it stays a P-frame and costs more."""
+    from fractions import Fraction
+
+    from conftest import natural_image
+    from tngvideo.analysis.metrics import psnr
+    from tngvideo.media import VideoFrame
+    from tngvideo.video.registry import load_video_codecs
+    from tngvideo.videofile import encode_sequence
+
+    codecs = load_video_codecs()
+    a = natural_image(72, 110, seed=1)
+    b = natural_image(72, 110, seed=9)[::-1, :, ::-1]  # another scene: upside down, channels swapped
+    frames = [np.ascontiguousarray(s[:, 2 * i : 2 * i + 98]) for s in (a, b) for i in range(2)]  # cut at 2
+    quality = 3.0
+    lmbda = codecs.pframes.residual.coder.lambda_at(quality)
+
+    def run(adaptive):
+        seq = encode_sequence([VideoFrame(f, i, 1) for i, f in enumerate(frames)], codecs, width=98, height=72,
+                              time_base=Fraction(1, 25), frame_rate=Fraction(25), quality=quality, gop=16,
+                              adaptive_intra=adaptive)
+        dec = VideoDecoder(codecs.image, codecs.pframes, width=98, height=72)
+        costs = []
+        for (packet, _, _), f, encoder_psnr in zip(seq.packets, frames, seq.psnr):
+            _, rgb = dec.decode(packet)
+            assert psnr(f, rgb) == encoder_psnr  # the decoder follows the frame type exactly
+            mse = np.mean((rgb.astype(np.float64) - f) ** 2)
+            costs.append(lmbda * mse * f[..., 0].size + 8 * len(packet))
+        return seq, costs
+
+    seq, costs = run(True)
+    fixed, fixed_costs = run(False)
+    assert [int(s.frame_type) for s in seq.stats] == [FrameType.I, FrameType.P, FrameType.I, FrameType.P]
+    assert seq.header.iframes == [0, 2]
+    assert [int(s.frame_type) for s in fixed.stats] == [FrameType.I, FrameType.P, FrameType.P, FrameType.P]
+    assert fixed.header.iframes == [0]
+    assert costs[2] < fixed_costs[2]

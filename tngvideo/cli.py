@@ -117,7 +117,8 @@ def cmd_encode(args) -> int:
     with _progress(args, total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address, search_steps=args.search)
+                        ray_address=args.ray_address, search_steps=args.search,
+                        adaptive_intra=not args.fixed_gop)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -386,6 +387,9 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     ve.add_argument("--search", type=int, default=0, metavar="STEPS",
                     help="encoder-side latent search on every frame: fewer bytes, a much slower encode")
+    ve.add_argument("--fixed-gop", action="store_true",
+                    help="I-frames only every --gop frames; by default a frame is also coded intra where "
+                         "that costs less (scene cuts); the decision codes each P-frame intra as well, a slower encode")
     ve.add_argument("--workers", type=int, default=1,
                     help="encode GOP-aligned chunks in parallel on N workers (Ray if installed, else processes)")
     ve.add_argument("--chunks", type=int, default=None, help="number of chunks (default: one per worker)")

@@ -44,7 +44,7 @@ def _set_threads(threads: int) -> None:
 
 
 def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, model: str | None,
-                 threads: int = 1, search_steps: int = 0) -> dict:
+                 threads: int = 1, search_steps: int = 0, adaptive_intra: bool = True) -> dict:
     """Encode frames [start, end) of `src` as a chunk of the whole sequence (runs in a worker)."""
     from itertools import islice
 
@@ -58,7 +58,8 @@ def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, mo
     frames = islice(read_video(src, max_frames=end), start, end)
     seq = encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
                           frame_rate=info.frame_rate, quality=quality, gop=gop, colour=info.colour,
-                          rotation=info.rotation, first_index=start, search_steps=search_steps)
+                          rotation=info.rotation, first_index=start, search_steps=search_steps,
+                          adaptive_intra=adaptive_intra)
     return {"start": start, "packets": seq.packets, "stats": seq.stats, "psnr": seq.psnr, "encode_ms": seq.encode_ms}
 
 
@@ -120,7 +121,8 @@ def count_frames(src: str | Path, max_frames: int | None = None) -> int:
 
 def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | None, max_frames: int | None,
                     workers: int, chunks: int | None = None, ray_address: str | None = None,
-                    progress: Callable[[int], None] | None = None, search_steps: int = 0):
+                    progress: Callable[[int], None] | None = None, search_steps: int = 0,
+                    adaptive_intra: bool = True):
     """Encode `src` in GOP-aligned chunks on `workers` workers; returns (EncodedSequence, notes, chunk count)."""
     from tngvideo.media import probe_video
     from tngvideo.video.registry import load_video_codecs
@@ -143,7 +145,7 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
             progress(len(res["packets"]))
 
     calls = [((str(src), a, b), {"quality": quality, "gop": gop, "model": model, "threads": threads,
-                                   "search_steps": search_steps}) for a, b in plan]
+                                   "search_steps": search_steps, "adaptive_intra": adaptive_intra}) for a, b in plan]
     engine.map(encode_chunk, calls, done)
     parts = [results[i] for i in range(len(plan))]
     packets = [p for r in parts for p in r["packets"]]

@@ -2,7 +2,8 @@
 reference buffer, and keep the loop closed (the encoder predicts from its own decoded frame,
 so the decoder's output equals the encoder's reconstruction).
 
-Frame i is intra when i % gop == 0. A P-frame is coded as
+Frame i is intra when i % gop == 0, and any other frame is intra where coding it intra costs less
+in rate-distortion terms than coding it as a P-frame (adaptive intra). A P-frame is coded as
 
     prediction = MotionCompensation(reference, decoded flow)   (reference itself without motion)
     residual   = residual coder(frame - prediction + 0.5)
@@ -169,15 +170,18 @@ def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 class VideoEncoder:
     def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
-                 first_index: int = 0, search_steps: int = 0):
+                 first_index: int = 0, search_steps: int = 0, adaptive_intra: bool = True):
         """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk).
         `search_steps` > 0 refines every frame's latents by an encoder-side search (slower encode,
-        fewer bits; the decoder is unchanged)."""
+        fewer bits; the decoder is unchanged). `adaptive_intra`: between GOP boundaries, a frame is
+        also coded intra and sent as an I-frame where that costs less in rate-distortion terms (a
+        scene cut, motion the P-frame model cannot follow); the decoder follows the frame type."""
         if gop < 1:
             raise ValueError("GOP must be at least 1")
         if search_steps < 0:
             raise ValueError(f"search steps must be >= 0, not {search_steps}")
         self.search_steps = search_steps
+        self.adaptive_intra = adaptive_intra
         if first_index % gop:
             raise ValueError("a chunk must start at a GOP boundary")
         self.image, self.pframes = image, pframes
@@ -188,18 +192,34 @@ class VideoEncoder:
         self.index = first_index
         self._ref: torch.Tensor | None = None
 
+    def _intra(self, x: torch.Tensor, search_steps: int) -> tuple[dict[str, LatentStreams], torch.Tensor]:
+        streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=search_steps,
+                                                  hw=(self.height, self.width))
+        return {"intra": streams}, x_hat
+
+    def _inter(self, x: torch.Tensor, search_steps: int) -> tuple[dict[str, LatentStreams], torch.Tensor]:
+        motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality, search_steps=search_steps,
+                                                      hw=(self.height, self.width))
+        return {"motion": motion, "residual": residual}, x_hat
+
+    def _cost(self, x: torch.Tensor, coded: dict[str, LatentStreams], x_hat: torch.Tensor) -> float:
+        return self.pframes.rd_cost(x, x_hat, sum(s.payload_bits for s in coded.values()), self.quality)
+
     def encode(self, rgb: np.ndarray) -> EncodedFrame:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
         x = _to_tensor(rgb, self.image.device)
         if self.index % self.gop == 0 or self._ref is None:
-            streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=self.search_steps,
-                                                      hw=(self.height, self.width))
-            coded = {"intra": streams}
-        else:
-            motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality, search_steps=self.search_steps,
-                                                          hw=(self.height, self.width))
-            coded = {"motion": motion, "residual": residual}
+            coded, x_hat = self._intra(x, self.search_steps)
+        elif not self.adaptive_intra:
+            coded, x_hat = self._inter(x, self.search_steps)
+        else:  # decide on plain codes; the search (if any) refines only the mode kept
+            coded, x_hat = self._inter(x, 0)
+            intra, xi_hat = self._intra(x, 0)
+            if self._cost(x, intra, xi_hat) < self._cost(x, coded, x_hat):
+                coded, x_hat = (intra, xi_hat) if not self.search_steps else self._intra(x, self.search_steps)
+            elif self.search_steps:
+                coded, x_hat = self._inter(x, self.search_steps)
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
         packet = FramePacket(ftype, self.quality, self.index, units)

@@ -52,7 +52,7 @@ def clip_record(a, gop: int) -> dict:
         i_rows = [r for r in rows if r.type == "I"]
         p_rows = [r for r in rows if r.type == "P"]
         shares[str(q)] = {
-            "i_share": i_bytes / max(1, i_bytes + p_bytes),
+            "i_frames": len(i_rows), "i_share": i_bytes / max(1, i_bytes + p_bytes),
             "mean_i_bytes": i_bytes / max(1, len(i_rows)), "mean_p_bytes": p_bytes / max(1, len(p_rows)),
             "mean_i_psnr": sum(r.psnr_rgb for r in i_rows) / max(1, len(i_rows)),
             "mean_p_psnr": sum(r.psnr_rgb for r in p_rows) / max(1, len(p_rows)),

@@ -41,7 +41,7 @@ def video(path: Path) -> list[str]:
     models = r.get("models", {})
     model = f", models `{models['video']}` + `{models['image']}`" if models else ""
     out = [f"Dev clips (first {r['frames_per_clip']} frames, GOP {r['clips'][0]['gop']}){model}, {r['device']}:", "",
-           "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frame share of bits | P-frame est. vs actual bits "
+           "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frames (share of bits) | P-frame est. vs actual bits "
            "| encode fps | decode fps |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for c in r["clips"]:
@@ -51,8 +51,9 @@ def video(path: Path) -> list[str]:
             types = c["tngvideo_frame_types"].get(str(s["setting"]), {})
             est = types.get("p_estimated_over_actual")
             est = f"{100 * (est - 1):+.2f}%" if est else "n/a"
+            n_i = f"{types['i_frames']} " if "i_frames" in types else ""  # older records lack the count
             out.append(f"| {c['clip']} | {s['setting']:g} | {s['kbps']:.0f} | {s['bpp']:.3f} | {s['psnr_rgb']:.2f} | "
-                       f"{100 * types.get('i_share', float('nan')):.0f}% | {est} | {s['encode_fps']:.2f} | "
+                       f"{n_i}({100 * types.get('i_share', float('nan')):.0f}%) | {est} | {s['encode_fps']:.2f} | "
                        f"{s['decode_fps']:.2f} |")
     peers = list(dict.fromkeys(k for c in r["clips"] for k in c["bd_rate_psnr_rgb"]))
     out += ["", "| BD-rate of tngvideo (PSNR-RGB) vs | " + " | ".join(peers) + " |",

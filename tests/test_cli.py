@@ -94,7 +94,7 @@ def test_video_encode_info_decode(tmp_path, capsys):
 
     make_clip(tmp_path / "clip.mkv", frames=5, size=(36, 52))
     tngv = tmp_path / "clip.tngv"
-    assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tngv), "--quality", "3", "--gop", "2", "-q"]) == 0
+    assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tngv), "--quality", "3", "--gop", "2", "--fixed-gop", "-q"]) == 0
     capsys.readouterr()
     assert main(["info", str(tngv), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)

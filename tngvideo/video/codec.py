@@ -209,17 +209,13 @@ class VideoEncoder:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
         x = _to_tensor(rgb, self.image.device)
-        if self.index % self.gop == 0 or self._ref is None:
-            coded, x_hat = self._intra(x, self.search_steps)
-        elif not self.adaptive_intra:
-            coded, x_hat = self._inter(x, self.search_steps)
+        intra_due = self.index % self.gop == 0 or self._ref is None
+        if intra_due or not self.adaptive_intra:
+            coded, x_hat = (self._intra if intra_due else self._inter)(x, self.search_steps)
         else:  # decide on plain codes; the search (if any) refines only the mode kept
-            coded, x_hat = self._inter(x, 0)
-            intra, xi_hat = self._intra(x, 0)
-            if self._cost(x, intra, xi_hat) < self._cost(x, coded, x_hat):
-                coded, x_hat = (intra, xi_hat) if not self.search_steps else self._intra(x, self.search_steps)
-            elif self.search_steps:
-                coded, x_hat = self._inter(x, self.search_steps)
+            inter, intra = self._inter(x, 0), self._intra(x, 0)
+            mode, plain = (self._intra, intra) if self._cost(x, *intra) < self._cost(x, *inter) else (self._inter, inter)
+            coded, x_hat = mode(x, self.search_steps) if self.search_steps else plain
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
         packet = FramePacket(ftype, self.quality, self.index, units)

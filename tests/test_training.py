@@ -76,6 +76,30 @@ def test_exported_frame_folders_train_on_the_same_frames(tmp_path):
     assert again.returncode == 2 and "exists" in again.stderr
 
 
+def test_pack_photos_keeps_pixels_fits_the_budget_and_skips_disjointly(tmp_path):
+    rng = np.random.default_rng(3)
+    src = tmp_path / "photos"
+    src.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(src / f"p{i}.png")
+    tool = Path(__file__).resolve().parents[1] / "tools" / "pack_photos.py"
+    budget_mb = 3.5 * (40 * 56 * 3) / 1e6  # noise does not compress: room for three photos
+    run = lambda out, *extra: subprocess.run(  # noqa: E731
+        [sys.executable, str(tool), str(src), "-o", str(out), "--max-mb", str(budget_mb), *extra],
+        capture_output=True, text=True)
+    assert run(tmp_path / "a").returncode == 0
+    assert run(tmp_path / "b", "--skip", "3").returncode == 0
+    a, b = sorted((tmp_path / "a").iterdir()), sorted((tmp_path / "b").iterdir())
+    assert 1 <= len(a) <= 3 and sum(f.stat().st_size for f in a) <= budget_mb * 1e6
+    assert not {f.name for f in a} & {f.name for f in b}
+    for f in a + b:
+        original = np.asarray(Image.open(src / (f.stem.removeprefix("photos_") + ".png")))
+        assert np.array_equal(np.asarray(Image.open(f).convert("RGB")), original)
+    again = run(tmp_path / "a")
+    assert again.returncode == 2 and "exists" in again.stderr
+    assert not (tmp_path / "a.partial").exists()
+
+
 def test_learning_rate_schedule_warms_up_and_decays():
     cfg = TrainConfig(peak_lr=1e-3, warmup_steps=10, min_lr_fraction=0.1)
     assert lr_at(cfg, 0.0, 0) == pytest.approx(1e-4)

@@ -84,9 +84,11 @@ def test_pack_photos_keeps_pixels_fits_the_budget_and_skips_disjointly(tmp_path)
         Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).save(src / f"p{i}.png")
     tool = Path(__file__).resolve().parents[1] / "tools" / "pack_photos.py"
     budget_mb = 3.5 * (40 * 56 * 3) / 1e6  # noise does not compress: room for three photos
-    run = lambda out, *extra: subprocess.run(  # noqa: E731
-        [sys.executable, str(tool), str(src), "-o", str(out), "--max-mb", str(budget_mb), *extra],
-        capture_output=True, text=True)
+
+    def run(out, *extra):
+        return subprocess.run([sys.executable, str(tool), str(src), "-o", str(out), "--max-mb", str(budget_mb), *extra],
+                              capture_output=True, text=True)
+
     assert run(tmp_path / "a").returncode == 0
     assert run(tmp_path / "b", "--skip", "3").returncode == 0
     a, b = sorted((tmp_path / "a").iterdir()), sorted((tmp_path / "b").iterdir())

@@ -14,7 +14,6 @@ appears complete or not at all.
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tngvideo.fileio import atomic_folder  # noqa: E402
 from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip, read_frames  # noqa: E402
 
 
@@ -70,20 +70,14 @@ def main() -> int:
     if not jobs:
         print("error: no clips or frame folders found", file=sys.stderr)
         return 2
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
     total = 0
-    try:
+    with atomic_folder(out) as tmp:
         for name, src in tqdm(jobs, desc="export", unit="clip"):
             if isinstance(src, Path):
                 frames = read_clip(src, max_frames=args.max_frames, max_side=args.max_side)
             else:
                 frames = read_frames(src, max_frames=args.max_frames)
             total += write_frames(frames, tmp / name, args.quality)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"wrote {len(jobs)} clips to {out} ({total / 1e6:.1f} MB)")
     return 0
 

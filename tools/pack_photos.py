@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm import tqdm
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tngvideo.fileio import atomic_folder  # noqa: E402
 from tngvideo.train.data import list_images  # noqa: E402
 
 
@@ -51,29 +51,22 @@ def main() -> int:
         print("error: no photos left to pack", file=sys.stderr)
         return 2
     budget = args.max_mb * 1e6
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     total, count = 0, 0
     try:
-        for src in tqdm(photos, desc="pack", unit="photo"):
-            dst = tmp / f"{src.parent.name}_{src.stem}.webp"
-            Image.open(src).convert("RGB").save(dst, "WEBP", lossless=True, method=4)
-            size = dst.stat().st_size
-            if total + size > budget:
-                dst.unlink()
-                break
-            total, count = total + size, count + 1
-        if count == 0:
-            raise ValueError(f"the first photo alone is over {args.max_mb} MB")
-        tmp.rename(out)
+        with atomic_folder(out) as tmp:
+            for src in tqdm(photos, desc="pack", unit="photo"):
+                dst = tmp / f"{src.parent.name}_{src.stem}.webp"
+                Image.open(src).convert("RGB").save(dst, "WEBP", lossless=True, method=4)
+                size = dst.stat().st_size
+                if total + size > budget:
+                    dst.unlink()
+                    break
+                total, count = total + size, count + 1
+            if count == 0:
+                raise ValueError(f"the first photo alone is over {args.max_mb} MB")
     except ValueError as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     print(f"packed {count} of {len(photos)} photos into {out} ({total / 1e6:.1f} MB); "
           f"--skip {args.skip + count} takes the next ones")
     return 0

@@ -9,9 +9,11 @@ from tngvideo.entropy import (
     ExactNet,
     FactorizedDensity,
     GaussianConditional,
+    SymbolDecoder,
     add_uniform_noise,
     decode_symbols,
     dequantize,
+    encode_symbol_groups,
     encode_symbols,
     quantize,
     ste_round,
@@ -124,3 +126,28 @@ def test_scale_indices_identical_on_cuda():
     cpu = gc.scale_index(ExactNet(net)(z), ACT_BITS)
     gpu = gc.scale_index(ExactNet(net.cuda())(z.cuda()), ACT_BITS)
     assert torch.equal(cpu, gpu)
+
+
+def test_symbol_groups_decode_in_order_with_indices_chosen_from_earlier_groups(gaussian_tables):
+    rng = np.random.default_rng(4)
+    first_idx = rng.integers(0, gaussian_tables.count, size=300)
+    first = np.round(rng.normal(0, 3, size=300)).astype(np.int64)
+    first[0] = 10**7  # an escape inside the first group
+    second_idx = np.abs(first[:200]) % gaussian_tables.count  # depends on the first group's values
+    second = np.round(rng.normal(0, 2, size=200)).astype(np.int64)
+    data = encode_symbol_groups([(first, first_idx), (second, second_idx)], gaussian_tables)
+    reader = SymbolDecoder(data)
+    got_first = reader.decode(first_idx, gaussian_tables)
+    assert np.array_equal(got_first, first)
+    assert np.array_equal(reader.decode(np.abs(got_first[:200]) % gaussian_tables.count, gaussian_tables), second)
+    assert encode_symbol_groups([(first, first_idx)], gaussian_tables) == encode_symbols(first, first_idx, gaussian_tables)
+
+
+def test_exact_net_with_fixed_point_input_tracks_the_float_network():
+    torch.manual_seed(6)
+    net = nn.Sequential(conv(8, 8, 5, 1), nn.ReLU(), conv(8, 4, 1, 1))
+    x = torch.round(torch.randn(1, 8, 6, 7) * 3 * (1 << ACT_BITS)) / (1 << ACT_BITS)
+    exact = ExactNet(net, in_bits=ACT_BITS)(x * (1 << ACT_BITS)) / float(1 << ACT_BITS)
+    with torch.no_grad():
+        ref = net(x.float()).double()
+    assert (exact - ref).abs().max() < 0.05

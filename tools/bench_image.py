@@ -86,7 +86,7 @@ def main() -> int:
         append_record(args.records, {
             "date": record["date"], "note": args.note, "device": device_description(),
             **state["training_state"], "config": state["config"], "weights": args.weights or "shipped",
-            **{k: state[k] for k in ("gpu_runs",) if k in state},
+            **{k: state[k] for k in ("gpu_runs", "entropy_fits") if k in state},
             "kodak": {"images": len(paths), "bd_rate_psnr_rgb": res.bd_rate_psnr,
                       "tng": [{"quality": p.setting, "bpp": p.bpp, "psnr": p.psnr,
                                "estimated_over_actual_pct": p.estimated_over_actual_pct}

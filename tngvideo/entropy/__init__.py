@@ -3,7 +3,13 @@
 Nothing outside this package touches constriction.
 """
 
-from tngvideo.entropy.coder import CorruptStreamError, decode_symbols, encode_symbols
+from tngvideo.entropy.coder import (
+    CorruptStreamError,
+    SymbolDecoder,
+    decode_symbols,
+    encode_symbol_groups,
+    encode_symbols,
+)
 from tngvideo.entropy.exact import ACT_BITS, ExactNet
 from tngvideo.entropy.factorized import FactorizedDensity
 from tngvideo.entropy.gaussian import GaussianConditional
@@ -18,11 +24,13 @@ __all__ = [
     "ExactNet",
     "FactorizedDensity",
     "GaussianConditional",
+    "SymbolDecoder",
     "add_uniform_noise",
     "annealed_round",
     "bits_from_likelihood",
     "decode_symbols",
     "dequantize",
+    "encode_symbol_groups",
     "encode_symbols",
     "quantize",
     "ste_round",

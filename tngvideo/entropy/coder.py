@@ -72,42 +72,60 @@ def _decode_escapes(coder, count: int) -> np.ndarray:
 
 def encode_symbols(symbols: np.ndarray, indices: np.ndarray, tables: CdfTables) -> bytes:
     """Code integer `symbols` (any shape) with table `indices` (same shape) into bytes."""
-    sym = np.asarray(symbols, dtype=np.int64).ravel()
-    idx = np.asarray(indices, dtype=np.int64).ravel()
-    if sym.shape != idx.shape:
-        raise ValueError("symbols and indices differ in shape")
-    if sym.size and (idx.min() < 0 or idx.max() >= tables.count):
-        raise ValueError("table index out of range")
-    last = tables.length[idx].astype(np.int64) - 1
-    cat = sym - tables.offset[idx]
-    escaped = (cat < 0) | (cat >= last)
-    cat = np.where(escaped, last, cat).astype(np.int32)
+    return encode_symbol_groups([(symbols, indices)], tables)
 
+
+def encode_symbol_groups(groups: list[tuple[np.ndarray, np.ndarray]], tables: CdfTables) -> bytes:
+    """Code several (symbols, indices) groups into one stream that `SymbolDecoder` reads group by
+    group, in order: a decoder may compute a group's indices from the groups before it."""
     coder = constriction.stream.stack.AnsCoder()
-    _encode_escapes(coder, sym[escaped])
-    for t in np.unique(idx)[::-1]:
-        coder.encode_reverse(cat[idx == t], _model(tables, int(t)))
+    for symbols, indices in reversed(groups):  # a stack: the last group coded is read first
+        sym = np.asarray(symbols, dtype=np.int64).ravel()
+        idx = np.asarray(indices, dtype=np.int64).ravel()
+        if sym.shape != idx.shape:
+            raise ValueError("symbols and indices differ in shape")
+        if sym.size and (idx.min() < 0 or idx.max() >= tables.count):
+            raise ValueError("table index out of range")
+        last = tables.length[idx].astype(np.int64) - 1
+        cat = sym - tables.offset[idx]
+        escaped = (cat < 0) | (cat >= last)
+        cat = np.where(escaped, last, cat).astype(np.int32)
+        _encode_escapes(coder, sym[escaped])
+        for t in np.unique(idx)[::-1]:
+            coder.encode_reverse(cat[idx == t], _model(tables, int(t)))
     return coder.get_compressed().astype("<u4").tobytes()
+
+
+class SymbolDecoder:
+    """Reads the groups of a stream from `encode_symbol_groups` one after another."""
+
+    def __init__(self, data: bytes):
+        if len(data) % 4:
+            raise CorruptStreamError("entropy-coded stream length is not a whole number of words")
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        try:
+            self._coder = constriction.stream.stack.AnsCoder(words)
+        except Exception as exc:  # constriction rejects some invalid word sequences
+            raise CorruptStreamError(f"invalid entropy-coded stream ({exc})") from None
+
+    def decode(self, indices: np.ndarray, tables: CdfTables) -> np.ndarray:
+        """The next group: int64 symbols shaped like `indices`."""
+        idx = np.asarray(indices, dtype=np.int64)
+        flat = idx.ravel()
+        if flat.size and (flat.min() < 0 or flat.max() >= tables.count):
+            raise ValueError("table index out of range")
+        cat = np.empty(flat.shape, dtype=np.int64)
+        for t in np.unique(flat):
+            mask = flat == t
+            cat[mask] = self._coder.decode(_model(tables, int(t)), int(mask.sum()))
+        last = tables.length[flat].astype(np.int64) - 1
+        sym = cat + tables.offset[flat]
+        escaped = cat == last
+        if escaped.any():
+            sym[escaped] = _decode_escapes(self._coder, int(escaped.sum()))
+        return sym.reshape(idx.shape)
 
 
 def decode_symbols(data: bytes, indices: np.ndarray, tables: CdfTables) -> np.ndarray:
     """Inverse of `encode_symbols`: returns int64 symbols shaped like `indices`."""
-    idx = np.asarray(indices, dtype=np.int64)
-    flat = idx.ravel()
-    if len(data) % 4:
-        raise CorruptStreamError("entropy-coded stream length is not a whole number of words")
-    words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-    try:
-        coder = constriction.stream.stack.AnsCoder(words)
-    except Exception as exc:  # constriction rejects some invalid word sequences
-        raise CorruptStreamError(f"invalid entropy-coded stream ({exc})") from None
-    cat = np.empty(flat.shape, dtype=np.int64)
-    for t in np.unique(flat):
-        mask = flat == t
-        cat[mask] = coder.decode(_model(tables, int(t)), int(mask.sum()))
-    last = tables.length[flat].astype(np.int64) - 1
-    sym = cat + tables.offset[flat]
-    escaped = cat == last
-    if escaped.any():
-        sym[escaped] = _decode_escapes(coder, int(escaped.sum()))
-    return sym.reshape(idx.shape)
+    return SymbolDecoder(data).decode(indices, tables)

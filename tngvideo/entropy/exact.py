@@ -37,14 +37,17 @@ class _Layer:
 class ExactNet:
     """Integer version of an `nn.Sequential` of Conv2d / ConvTranspose2d / ReLU layers.
 
-    Input: integer-valued tensor (the decoded hyper-latent). Output: fixed-point values with
-    ACT_BITS fractional bits, integer-valued float64 on the CPU.
+    Input: integer-valued tensor, fixed point with `in_bits` fractional bits (0: plain integers
+    such as the decoded hyper-latent). Output: fixed-point values with ACT_BITS fractional bits,
+    integer-valued float64 on the CPU.
     """
 
-    def __init__(self, net: nn.Sequential):
+    def __init__(self, net: nn.Sequential, *, in_bits: int = 0):
+        if not 0 <= in_bits <= ACT_BITS:
+            raise ValueError(f"in_bits must be between 0 and {ACT_BITS}")
+        self.in_bits = in_bits
         layers: list[_Layer] = []
         modules = list(net)
-        in_bits = 0  # the input is integer: no fractional bits
         bound = ACT_LIMIT
         for i, m in enumerate(modules):
             if isinstance(m, nn.ReLU):
@@ -75,7 +78,7 @@ class ExactNet:
     @torch.no_grad()
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         a = x.detach().double().cpu().clamp(-ACT_LIMIT, ACT_LIMIT)
-        shift = 0  # fractional bits of the current input
+        shift = self.in_bits  # fractional bits of the current input
         for layer in self.layers:
             if layer.kind == "conv":
                 acc = F.conv2d(a, layer.weight, layer.bias, stride=layer.stride, padding=layer.padding)

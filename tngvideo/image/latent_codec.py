@@ -6,6 +6,11 @@ Shared by the image codec and, in the video codec, by the motion and residual co
     z -> ExactNet(h_s) -> scale indices      (integer arithmetic: identical everywhere)
     z -> h_m -> means
     round(y - mean) -> y symbols             (Gaussian tables chosen by the indices)
+
+With a context model the latent stream holds two groups: the checkerboard's anchors, coded as
+above, then the other half, whose scale indices come from `ExactNet(ctx_s)` over the anchors'
+symbols and the hyperprior's fixed-point log-scales (exact again) and whose means come from
+`ctx_m` over the decoded anchors (float).
 """
 
 from __future__ import annotations
@@ -16,8 +21,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from tngvideo.entropy import ACT_BITS, CorruptStreamError, ExactNet, decode_symbols, encode_symbols
-from tngvideo.image.model import HyperpriorCoder
+from tngvideo.entropy import (
+    ACT_BITS,
+    CorruptStreamError,
+    ExactNet,
+    SymbolDecoder,
+    decode_symbols,
+    encode_symbol_groups,
+    encode_symbols,
+)
+from tngvideo.image.model import HyperpriorCoder, checkerboard_anchors
 from tngvideo.image.weights import EntropyTables
 
 
@@ -48,15 +61,30 @@ class LatentCodec:
     def __init__(self, coder: HyperpriorCoder, tables: EntropyTables):
         self.coder = coder
         self.tables = tables
-        self._scale_net = ExactNet(coder.h_s)  # explicit step: integer h_s from the weights
+        # explicit step: integer versions of the scale networks, from the weights
+        self._scale_net = ExactNet(coder.h_s)
+        self._context_net = ExactNet(coder.ctx_s, in_bits=ACT_BITS) if coder.config.context else None
 
     def _hyper_indices(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
 
-    def _side(self, z_sym: torch.Tensor, device: torch.device) -> tuple[np.ndarray, torch.Tensor]:
-        """From hyper-latent symbols: exact scale indices and float means."""
-        indices = self.coder.gaussian.scale_index(self._scale_net(z_sym), ACT_BITS).numpy()
-        return indices, self.coder.h_m(z_sym.to(device))
+    def _side(self, z_sym: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """From hyper-latent symbols: exact fixed-point log-scales and float means."""
+        return self._scale_net(z_sym), self.coder.h_m(z_sym.to(device))
+
+    def _indices(self, log_scale_fp: torch.Tensor) -> np.ndarray:
+        return self.coder.gaussian.scale_index(log_scale_fp, ACT_BITS).numpy()
+
+    def _context(self, anchor_sym: torch.Tensor, log_scale_fp: torch.Tensor, mean: torch.Tensor
+                 ) -> tuple[np.ndarray, torch.Tensor]:
+        """Scale indices and means of the non-anchors from the anchors' symbols (zero elsewhere)."""
+        assert self._context_net is not None
+        anchor_sym = anchor_sym.cpu().double()
+        d_scale = self._context_net(torch.cat([anchor_sym * float(1 << ACT_BITS), log_scale_fp], dim=1))
+        anchor = checkerboard_anchors(mean.shape[-2:], mean.device)
+        sym = anchor_sym.to(device=mean.device, dtype=mean.dtype)
+        d_mean = self.coder.ctx_m(torch.cat([(sym + mean) * anchor, mean], dim=1))
+        return self._indices(log_scale_fp + d_scale), mean + d_mean
 
     def hyper_shape(self, latent_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         b, _, h, w = latent_shape
@@ -67,15 +95,27 @@ class LatentCodec:
         """y: gained latent (1, M, h, w) with h, w multiples of 4; z: its hyper-latent (default:
         h_a(y); an encoder search may pass its own). Returns streams and y_hat."""
         z_sym = torch.round(self.coder.h_a(y) if z is None else z).cpu()
-        indices, mean = self._side(z_sym, y.device)
+        log_scale_fp, mean = self._side(z_sym, y.device)
+        indices = self._indices(log_scale_fp)
         y_sym = torch.round(y - mean)
+        if self._context_net is not None:
+            anchor = checkerboard_anchors(y.shape[-2:], y.device).bool().expand_as(y)
+            ctx_indices, ctx_mean = self._context(torch.where(anchor, y_sym, 0.0), log_scale_fp, mean)
+            mean = torch.where(anchor, mean, ctx_mean)
+            y_sym = torch.round(y - mean)
+            groups_mask = anchor.cpu().numpy()
+            indices = np.where(groups_mask, indices, ctx_indices)
         z_np = z_sym.numpy().astype(np.int64)
         y_np = y_sym.cpu().numpy().astype(np.int64)
         h_idx = self._hyper_indices(z_np.shape)
         est = self.tables.hyper.bits(z_np.ravel(), h_idx.ravel()) + self.tables.latent.bits(y_np.ravel(), indices.ravel())
+        if self._context_net is not None:
+            groups = [(y_np[groups_mask], indices[groups_mask]), (y_np[~groups_mask], indices[~groups_mask])]
+        else:
+            groups = [(y_np, indices)]
         streams = LatentStreams(
             hyper=encode_symbols(z_np, h_idx, self.tables.hyper),
-            latent=encode_symbols(y_np, indices, self.tables.latent),
+            latent=encode_symbol_groups(groups, self.tables.latent),
             symbols_crc=_symbols_crc(z_np, y_np),
             estimated_bits=est,
         )
@@ -87,8 +127,18 @@ class LatentCodec:
         try:
             z_np = decode_symbols(streams.hyper, self._hyper_indices(self.hyper_shape(latent_shape)), self.tables.hyper)
             z_sym = torch.from_numpy(z_np.astype(np.float32))
-            indices, mean = self._side(z_sym, device)
-            y_np = decode_symbols(streams.latent, indices, self.tables.latent)
+            log_scale_fp, mean = self._side(z_sym, device)
+            indices = self._indices(log_scale_fp)
+            reader = SymbolDecoder(streams.latent)
+            if self._context_net is None:
+                y_np = reader.decode(indices, self.tables.latent)
+            else:
+                anchor = checkerboard_anchors(latent_shape[-2:]).bool().expand(latent_shape).numpy()
+                y_np = np.zeros(latent_shape, dtype=np.int64)
+                y_np[anchor] = reader.decode(indices[anchor], self.tables.latent)
+                ctx_indices, ctx_mean = self._context(torch.from_numpy(y_np.astype(np.float32)), log_scale_fp, mean)
+                y_np[~anchor] = reader.decode(ctx_indices[~anchor], self.tables.latent)
+                mean = torch.where(torch.from_numpy(anchor).to(device), mean, ctx_mean)
         except CorruptStreamError as exc:
             raise DecodeError(str(exc)) from None
         if _symbols_crc(z_np, y_np) != streams.symbols_crc:

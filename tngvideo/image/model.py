@@ -9,6 +9,12 @@ The scale branch of the hyper-synthesis (`h_s`, which picks each latent's probab
 uses only convolutions and ReLUs so that it can be evaluated exactly in integer arithmetic
 (`tngvideo.entropy.ExactNet`) when coding. The mean branch (`h_m`) stays in float: the mean
 only shifts the reconstruction, it never changes which table is used.
+
+With `context=True` the latent is coded in two passes over a checkerboard (He et al., CVPR
+2021): the anchors (even i + j) with the hyperprior's parameters, then the other half with
+parameters refined from the decoded anchors around them. The scale refinement (`ctx_s`) sees
+only integers (the anchors' symbols) and the hyperprior's fixed-point log-scales, through
+convolutions and ReLUs, so it is exact as well; the mean refinement (`ctx_m`) is float.
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ class ModelConfig:
     latent_channels: int = 192  # M: latent channels
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     shortcuts: bool = True  # Haar-wavelet shortcuts in the analysis and synthesis stages
+    context: bool = False  # two-pass checkerboard context model over the latent
 
     @property
     def levels(self) -> int:
@@ -92,6 +99,19 @@ class HyperpriorCoder(nn.Module):
         )
         self.hyper_density = FactorizedDensity(n)
         self.gaussian = GaussianConditional()
+        if config.context:
+            # Inputs: [anchor symbols | hyperprior log-scales] and [anchor values | hyperprior means];
+            # outputs: corrections for the non-anchors, zero at the start (= the plain hyperprior).
+            self.ctx_s = nn.Sequential(
+                conv(2 * m, m, 5, 1), nn.ReLU(), conv(m, m, 1, 1), nn.ReLU(), conv(m, m, 1, 1)
+            )
+            self.ctx_m = nn.Sequential(
+                conv(2 * m, m, 5, 1), nn.LeakyReLU(inplace=True), conv(m, m, 1, 1), nn.LeakyReLU(inplace=True),
+                conv(m, m, 1, 1)
+            )
+            for net in (self.ctx_s, self.ctx_m):
+                nn.init.zeros_(net[-1].weight)
+                nn.init.zeros_(net[-1].bias)
         lam = torch.tensor(config.lambdas, dtype=torch.float64)
         self.register_buffer("log_lambdas", torch.log(lam).float(), persistent=False)
         # High-rate theory: step size ~ 1/sqrt(lambda). Start the gains there.
@@ -136,6 +156,30 @@ class HyperpriorCoder(nn.Module):
                 return round(1.0 + k + (t - log_l[k]) / (log_l[k + 1] - log_l[k]), 4)
         return self.config.max_quality
 
+    # -- entropy parameters ----------------------------------------------------------------
+    def latent_params(self, y: torch.Tensor, z_hat: torch.Tensor, rnd, *, amp: bool = False
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-scale) of every element of the gained latent y given the hyper-latent z_hat.
+
+        Without context both come from the hyperprior. With context the non-anchors' come from
+        `ctx_s` / `ctx_m` over the anchors as the decoder will have them: `rnd` (rounding, or a
+        training relaxation of it) of y minus the hyperprior mean."""
+        dev = y.device.type
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            log_scale = self.h_s(z_hat)
+            mean = self.h_m(z_hat)
+        log_scale, mean = log_scale.float(), mean.float()
+        if self.config.context:
+            anchor = checkerboard_anchors(y.shape[-2:], y.device)
+            sym = rnd(y - mean) * anchor
+            with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+                d_scale = self.ctx_s(torch.cat([sym, log_scale], dim=1))
+                d_mean = self.ctx_m(torch.cat([(sym + mean) * anchor, mean], dim=1))
+            keep = 1.0 - anchor
+            log_scale = log_scale + d_scale.float() * keep
+            mean = mean + d_mean.float() * keep
+        return mean, log_scale.clamp(max=MAX_LOG_SCALE)
+
     # -- training ------------------------------------------------------------------------
     def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -156,16 +200,20 @@ class HyperpriorCoder(nn.Module):
         z = z.float()
         z_tilde = add_uniform_noise(z) if noisy else None
         z_hat = z_tilde if noisy else ste_round(z)
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-            log_scale = self.h_s(z_hat)
-            mean = self.h_m(z_hat)
-        log_scale = log_scale.float().clamp(max=MAX_LOG_SCALE)
-        mean = mean.float()
+        mean, log_scale = self.latent_params(y, z_hat, ste_round, amp=amp)
         with torch.autocast(dev, enabled=False):
             bits_z = bits_from_likelihood(self.hyper_density.likelihood(z_tilde if noisy else perturb(z)))
             y_tilde = perturb(y - mean) + mean
             bits_y = bits_from_likelihood(self.gaussian.likelihood(y_tilde, mean, torch.exp(log_scale)))
         return (y_tilde if noisy else ste_round(y - mean) + mean), bits_y, bits_z
+
+
+def checkerboard_anchors(hw: tuple[int, int], device: torch.device | str = "cpu") -> torch.Tensor:
+    """(1, 1, h, w) float mask: 1 at the anchors (i + j even), coded first; 0 at the others."""
+    h, w = int(hw[0]), int(hw[1])
+    i = torch.arange(h, device=device).view(-1, 1)
+    j = torch.arange(w, device=device).view(1, -1)
+    return ((i + j) % 2 == 0).float().view(1, 1, h, w)
 
 
 def _interp_log_table(old_log_l: torch.Tensor, table: torch.Tensor, new_log_l: torch.Tensor) -> torch.Tensor:
@@ -190,6 +238,18 @@ def with_lambdas(model: "HyperpriorCoder", lambdas: tuple[float, ...]) -> "Hyper
     with torch.no_grad():
         new.log_gain.copy_(_interp_log_table(old_l, model.log_gain.detach().float(), new_l))
         new.log_inv_gain.copy_(_interp_log_table(old_l, model.log_inv_gain.detach().float(), new_l))
+    return new
+
+
+def with_context(model: "HyperpriorCoder") -> "HyperpriorCoder":
+    """A copy of `model` with a context model added, zero-initialised: it codes exactly as the
+    plain hyperprior until the context networks are trained."""
+    if model.config.context:
+        raise ValueError("the model already has a context model")
+    new = type(model)(replace(model.config, context=True))
+    missing = new.load_state_dict(model.state_dict(), strict=False).missing_keys
+    if any(not k.startswith(("ctx_s.", "ctx_m.")) for k in missing):
+        raise ValueError(f"unexpected missing weights: {missing}")
     return new
 
 

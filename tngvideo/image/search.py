@@ -22,7 +22,7 @@ import torch
 
 from tngvideo.entropy import annealed_round, bits_from_likelihood
 from tngvideo.image.latent_codec import LatentCodec, LatentStreams
-from tngvideo.image.model import MAX_LOG_SCALE, HyperpriorAutoencoder
+from tngvideo.image.model import HyperpriorAutoencoder
 
 LR_LATENT = 0.03  # Adam step on y, in quantization steps
 LR_HYPER = 0.003  # on z: its rounding picks whole probability tables, so it moves slowly
@@ -50,10 +50,7 @@ def rd_cost(model: HyperpriorAutoencoder, x: torch.Tensor, y: torch.Tensor, z: t
         return torch.round(v) if tau is None else annealed_round(v, tau)
 
     z_hat = rnd(z)
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-        log_scale = model.h_s(z_hat)
-        mean = model.h_m(z_hat)
-    log_scale, mean = log_scale.float().clamp(max=MAX_LOG_SCALE), mean.float()
+    mean, log_scale = model.latent_params(y, z_hat, rnd, amp=amp)
     y_hat = rnd(y - mean) + mean
     bits = bits_from_likelihood(model.gaussian.likelihood(y_hat, mean, torch.exp(log_scale)))
     bits = bits + bits_from_likelihood(model.hyper_density.likelihood(z_hat))

@@ -63,3 +63,18 @@ def test_ms_ssim_is_one_for_identical_images_and_lower_for_noisy_ones():
     assert ms_ssim(a, a) == pytest.approx(1.0)
     assert ms_ssim(a, noisy) < 0.99
     assert math.isnan(ms_ssim(a[:100, :100], a[:100, :100]))
+
+
+def test_carry_history_copies_earlier_runs_but_not_the_init_state(tmp_path):
+    import json
+
+    from tngvideo.analysis.records import carry_history
+
+    init, out = tmp_path / "init.json", tmp_path / "out.json"
+    init.write_text(json.dumps({"training_state": {"steps": 5}, "config": {}, "shipped_as": "fp16",
+                                "gpu_runs": [{"run": 1}], "cpu_runs": [{"run": 2}]}))
+    out.write_text(json.dumps({"training_state": {"steps": 9}, "config": {"batch": 4}}))
+    carry_history(init, out)
+    got = json.loads(out.read_text())
+    assert got == {"training_state": {"steps": 9}, "config": {"batch": 4},
+                   "gpu_runs": [{"run": 1}], "cpu_runs": [{"run": 2}]}

@@ -21,6 +21,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tngvideo.analysis.records import carry_history  # noqa: E402
 from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
@@ -67,6 +68,8 @@ def main() -> int:
         device=torch.device(args.device), log_path=log,
         stop_file=Path(args.stop_file) if args.stop_file else None, max_steps=args.steps,
     )
+    if init.lower() != "none":
+        carry_history(Path(init).with_suffix(".json"), out.with_suffix(".json"))
     print(json.dumps({"steps": state.steps, "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds)}))
     return 0
 

@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tngvideo.analysis.records import append_record, device_description  # noqa: E402
+from tngvideo.analysis.records import append_record, carry_history, device_description  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
@@ -72,7 +72,9 @@ def main() -> int:
         print(f"resuming from {init} at step {state.steps}", file=sys.stderr)
     else:
         model = PFrameModel()
-        model.residual.load_state_dict(image_model.state_dict())
+        # the residual coder has no context model: an image model's context networks stay behind
+        model.residual.load_state_dict({k: v for k, v in image_model.state_dict().items()
+                                        if not k.startswith(("ctx_s.", "ctx_m."))})
         print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -82,6 +84,8 @@ def main() -> int:
                         minutes=args.minutes, device=torch.device(args.device),
                         log_path=log_path,
                         stop_file=Path(args.stop_file) if args.stop_file else None)
+    if args.init.lower() != "none":
+        carry_history(init.with_suffix(".json"), out.with_suffix(".json"))
     record = {"stage": cfg.stage, "weights": str(out), "steps": state.steps, "run_steps": state.steps - steps_before,
               "crops_seen": state.crops_seen, "wall_seconds": round(state.wall_seconds),
               "run_minutes": args.minutes, "device": device_description(args.device),

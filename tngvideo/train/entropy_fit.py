@@ -81,6 +81,8 @@ def image_latents(model: TNGImageModel, paths: list, *, orientations: int = 1, p
 
 def _crops(latents: list[torch.Tensor], size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
     big = [t for t in latents if t.shape[-2] >= size and t.shape[-1] >= size]
+    if not big:
+        raise ValueError(f"no latent is {size}x{size} or larger: use a smaller crop or larger images")
     picks = rng.integers(0, len(big), n)
     out = []
     for i in picks:

@@ -99,3 +99,21 @@ def make_clip(path, *, frames: int = 6, size: tuple[int, int] = (40, 56), pts: l
             for pk in a.encode(None):
                 c.mux(pk)
     return out_frames
+
+
+def code_at_thread_counts(weights, img: np.ndarray, quality: float) -> list[tuple[bytes, np.ndarray]]:
+    """(bytes of img, decode of the 1-thread bytes) with 1 thread and then with 2 threads, each
+    from a freshly loaded codec."""
+    out = []
+    old = torch.get_num_threads()
+    try:
+        first = None
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            codec = ImageCodec(load_weights(weights))
+            data = codec.compress(img, quality)
+            first = first or data
+            out.append((data, codec.decompress(first)))
+    finally:
+        torch.set_num_threads(old)
+    return out

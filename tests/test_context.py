@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import natural_image
+from conftest import code_at_thread_counts, natural_image
 from tngvideo.image.codec import DecodeError, ImageCodec
 from tngvideo.image.latent_codec import LatentCodec
 from tngvideo.image.model import ModelConfig, TNGImageModel, checkerboard_anchors, with_context
@@ -84,17 +84,7 @@ def test_added_context_model_starts_as_the_plain_hyperprior(tiny_codec):
 
 
 def test_context_codec_identical_across_thread_counts(context_weights):
-    img = natural_image(128, 192)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        c1 = ImageCodec(load_weights(context_weights))
-        data1 = c1.compress(img, 4.5)
-        dec1 = c1.decompress(data1)
-        torch.set_num_threads(2)
-        dec2 = ImageCodec(load_weights(context_weights)).decompress(data1)
-    finally:
-        torch.set_num_threads(old)
+    (_, dec1), (_, dec2) = code_at_thread_counts(context_weights, natural_image(128, 192), 4.5)
     assert np.array_equal(dec1, dec2)
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import natural_image
+from conftest import code_at_thread_counts, natural_image
 from tngvideo.analysis.metrics import psnr
 from tngvideo.bitstream import pack_image, unpack_image
 from tngvideo.image.codec import DecodeError, ImageCodec, to_rgb8
@@ -128,19 +128,7 @@ def test_codec_without_tables_fails_loudly(tiny_weights, tmp_path):
 
 
 def test_bytes_and_decode_identical_across_thread_counts(tiny_weights):
-    img = natural_image(128, 192)
-    old = torch.get_num_threads()
-    try:
-        torch.set_num_threads(1)
-        c1 = ImageCodec(load_weights(tiny_weights))
-        data1 = c1.compress(img, 4.5)
-        dec1 = c1.decompress(data1)
-        torch.set_num_threads(2)
-        c2 = ImageCodec(load_weights(tiny_weights))
-        data2 = c2.compress(img, 4.5)
-        dec2 = c2.decompress(data1)
-    finally:
-        torch.set_num_threads(old)
+    (data1, dec1), (data2, dec2) = code_at_thread_counts(tiny_weights, natural_image(128, 192), 4.5)
     assert data1 == data2
     assert np.array_equal(dec1, dec2)
 

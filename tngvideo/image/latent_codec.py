@@ -81,9 +81,7 @@ class LatentCodec:
         assert self._context_net is not None
         anchor_sym = anchor_sym.cpu().double()
         d_scale = self._context_net(torch.cat([anchor_sym * float(1 << ACT_BITS), log_scale_fp], dim=1))
-        anchor = checkerboard_anchors(mean.shape[-2:], mean.device)
-        sym = anchor_sym.to(device=mean.device, dtype=mean.dtype)
-        d_mean = self.coder.ctx_m(torch.cat([(sym + mean) * anchor, mean], dim=1))
+        d_mean = self.coder.context_mean_delta(anchor_sym.to(device=mean.device, dtype=mean.dtype), mean)
         return self._indices(log_scale_fp + d_scale), mean + d_mean
 
     def hyper_shape(self, latent_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:

@@ -173,12 +173,17 @@ class HyperpriorCoder(nn.Module):
             anchor = checkerboard_anchors(y.shape[-2:], y.device)
             sym = rnd(y - mean) * anchor
             with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-                d_scale = self.ctx_s(torch.cat([sym, log_scale], dim=1))
-                d_mean = self.ctx_m(torch.cat([(sym + mean) * anchor, mean], dim=1))
+                d_scale = self.ctx_s(torch.cat([sym, log_scale], dim=1))  # LatentCodec: the same, exactly
+                d_mean = self.context_mean_delta(sym, mean)
             keep = 1.0 - anchor
             log_scale = log_scale + d_scale.float() * keep
             mean = mean + d_mean.float() * keep
         return mean, log_scale.clamp(max=MAX_LOG_SCALE)
+
+    def context_mean_delta(self, anchor_sym: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """`ctx_m`'s correction of the hyperprior means from the anchors' symbols (zero elsewhere)."""
+        anchor = checkerboard_anchors(mean.shape[-2:], mean.device)
+        return self.ctx_m(torch.cat([(anchor_sym + mean) * anchor, mean], dim=1))
 
     # -- training ------------------------------------------------------------------------
     def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"

@@ -13,7 +13,6 @@ refit the hyperprior of any trained model.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
+from tngvideo.train.loop import schedule_factor
 
 # The parameters that change the rate but not the reconstruction.
 ENTROPY_PARTS = ("h_a", "h_s", "h_m", "hyper_density", "ctx_s", "ctx_m")
@@ -79,14 +79,18 @@ def image_latents(model: TNGImageModel, paths: list, *, orientations: int = 1, p
     return out
 
 
-def _crops(latents: list[torch.Tensor], size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
+def _large_enough(latents: list[torch.Tensor], size: int) -> list[torch.Tensor]:
     big = [t for t in latents if t.shape[-2] >= size and t.shape[-1] >= size]
     if not big:
         raise ValueError(f"no latent is {size}x{size} or larger: use a smaller crop or larger images")
-    picks = rng.integers(0, len(big), n)
+    return big
+
+
+def _crops(latents: list[torch.Tensor], size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
+    """n random size x size crops of latents that are all at least that large."""
     out = []
-    for i in picks:
-        t = big[i]
+    for i in rng.integers(0, len(latents), n):
+        t = latents[i]
         a = int(rng.integers(0, t.shape[-2] - size + 1))
         b = int(rng.integers(0, t.shape[-1] - size + 1))
         out.append(t[:, a:a + size, b:b + size])
@@ -120,6 +124,7 @@ def fit_entropy_model(model: TNGImageModel, latents: list[torch.Tensor], cfg: En
                       should_stop=lambda: False, max_steps: int | None = None,
                       progress: bool = True) -> FitResult:
     """Train the entropy parts of `model` on rate for `minutes` (cosine schedule over the time)."""
+    latents = _large_enough(latents, cfg.crop)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     for p in model.parameters():
@@ -150,9 +155,8 @@ def fit_entropy_model(model: TNGImageModel, latents: list[torch.Tensor], cfg: En
     bar = tqdm(desc="fit entropy", unit="step", disable=not progress, mininterval=5, dynamic_ncols=True)
     model.train()
     while time.time() < deadline and not should_stop() and (max_steps is None or step < max_steps):
-        t = (time.time() - start) / (minutes * 60)
-        scale = (cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
-        scale *= min(1.0, (step + 1) / cfg.warmup_steps)
+        scale = schedule_factor((time.time() - start) / (minutes * 60), step, warmup_steps=cfg.warmup_steps,
+                                min_lr_fraction=cfg.min_lr_fraction)
         for g in opt.param_groups:
             g["lr"] = g["base"] * scale
         y = _crops(latents, cfg.crop, cfg.batch, rng)

@@ -71,12 +71,17 @@ def autotune_convolutions(device: torch.device) -> None:
         torch.backends.cudnn.benchmark = True
 
 
-def lr_at(cfg: TrainConfig, progress: float, run_step: int) -> float:
+def schedule_factor(progress: float, run_step: int, *, warmup_steps: int, min_lr_fraction: float) -> float:
     """Cosine decay over the schedule (progress 0..1), floor at min_lr_fraction; warm-up at each run start."""
     t = min(1.0, max(0.0, progress))
-    cosine = cfg.min_lr_fraction + (1 - cfg.min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
-    warm = min(1.0, (run_step + 1) / cfg.warmup_steps)
-    return cfg.peak_lr * cosine * warm
+    cosine = min_lr_fraction + (1 - min_lr_fraction) * 0.5 * (1 + math.cos(math.pi * t))
+    return cosine * min(1.0, (run_step + 1) / warmup_steps)
+
+
+def lr_at(cfg: TrainConfig, progress: float, run_step: int) -> float:
+    """The peak learning rate times `schedule_factor`."""
+    return cfg.peak_lr * schedule_factor(progress, run_step, warmup_steps=cfg.warmup_steps,
+                                         min_lr_fraction=cfg.min_lr_fraction)
 
 
 @dataclass

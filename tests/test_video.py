@@ -12,7 +12,7 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
-from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder, _on_grid, _to_tensor
+from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder, on_grid, frame_tensor
 from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, local_correlation
 from tngvideo.video.registry import VideoCodecs
 from tngvideo.video.warp import backward_warp
@@ -247,8 +247,8 @@ def test_mode_decision_keeps_the_cheaper_mode_and_decodes(tiny_weights, quality)
     forced = PFrameCoder(residual=pframes.residual, motion=pframes.motion, flow_net=pframes.flow_net,
                          mc=pframes.mc, mode_decision=False)
     plain = PFrameCoder(residual=pframes.residual)
-    x = _to_tensor(make_frame(1), image.device)
-    ref = _to_tensor(make_frame(0), image.device)
+    x = frame_tensor(make_frame(1), image.device)
+    ref = frame_tensor(make_frame(0), image.device)
 
     def cost(coder):
         m, r, x_hat = coder.encode(x, ref, quality)
@@ -256,7 +256,7 @@ def test_mode_decision_keeps_the_cheaper_mode_and_decodes(tiny_weights, quality)
 
     chosen, (m, r, x_hat) = cost(pframes)
     assert chosen == min(cost(forced)[0], cost(plain)[0])
-    assert torch.equal(_on_grid(pframes.decode(m, r, ref, quality)), _on_grid(x_hat))
+    assert torch.equal(on_grid(pframes.decode(m, r, ref, quality)), on_grid(x_hat))
 
 
 def test_shipped_motion_model_codes_a_panning_shot_cheaper_than_intra():

@@ -19,6 +19,7 @@ convolutions and ReLUs, so it is exact as well; the mean refinement (`ctx_m`) is
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass, replace
 
@@ -100,24 +101,28 @@ class HyperpriorCoder(nn.Module):
         self.hyper_density = FactorizedDensity(n)
         self.gaussian = GaussianConditional()
         if config.context:
-            # Inputs: [anchor symbols | hyperprior log-scales] and [anchor values | hyperprior means];
-            # outputs: corrections for the non-anchors, zero at the start (= the plain hyperprior).
-            self.ctx_s = nn.Sequential(
-                conv(2 * m, m, 5, 1), nn.ReLU(), conv(m, m, 1, 1), nn.ReLU(), conv(m, m, 1, 1)
-            )
-            self.ctx_m = nn.Sequential(
-                conv(2 * m, m, 5, 1), nn.LeakyReLU(inplace=True), conv(m, m, 1, 1), nn.LeakyReLU(inplace=True),
-                conv(m, m, 1, 1)
-            )
-            for net in (self.ctx_s, self.ctx_m):
-                nn.init.zeros_(net[-1].weight)
-                nn.init.zeros_(net[-1].bias)
+            self._add_context_nets()
         lam = torch.tensor(config.lambdas, dtype=torch.float64)
         self.register_buffer("log_lambdas", torch.log(lam).float(), persistent=False)
         # High-rate theory: step size ~ 1/sqrt(lambda). Start the gains there.
         init = 0.5 * (torch.log(lam) - torch.log(lam).mean()).float()
         self.log_gain = nn.Parameter(init.view(-1, 1).repeat(1, m))
         self.log_inv_gain = nn.Parameter(-init.view(-1, 1).repeat(1, m))
+
+    def _add_context_nets(self) -> None:
+        """Inputs: [anchor symbols | hyperprior log-scales] and [anchor values | hyperprior means];
+        outputs: corrections for the non-anchors, zero at the start (= the plain hyperprior)."""
+        m = self.config.latent_channels
+        self.ctx_s = nn.Sequential(
+            conv(2 * m, m, 5, 1), nn.ReLU(), conv(m, m, 1, 1), nn.ReLU(), conv(m, m, 1, 1)
+        )
+        self.ctx_m = nn.Sequential(
+            conv(2 * m, m, 5, 1), nn.LeakyReLU(inplace=True), conv(m, m, 1, 1), nn.LeakyReLU(inplace=True),
+            conv(m, m, 1, 1)
+        )
+        for net in (self.ctx_s, self.ctx_m):
+            nn.init.zeros_(net[-1].weight)
+            nn.init.zeros_(net[-1].bias)
 
     # -- quality -------------------------------------------------------------------------
     def _interp(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
@@ -251,11 +256,10 @@ def with_context(model: "HyperpriorCoder") -> "HyperpriorCoder":
     plain hyperprior until the context networks are trained."""
     if model.config.context:
         raise ValueError("the model already has a context model")
-    new = type(model)(replace(model.config, context=True))
-    missing = new.load_state_dict(model.state_dict(), strict=False).missing_keys
-    if any(not k.startswith(("ctx_s.", "ctx_m.")) for k in missing):
-        raise ValueError(f"unexpected missing weights: {missing}")
-    return new
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, context=True)
+    new._add_context_nets()
+    return new.to(next(model.parameters()).device)
 
 
 class HyperpriorAutoencoder(HyperpriorCoder):

@@ -8,7 +8,10 @@ g_a, g_s and the gains fixed, the reconstruction error is the rounding error of 
 size does not depend on the entropy model's means, so lowering the bits is all there is.
 
 Used to fit a new context model (`ModelConfig.context`) onto trained transforms, and to
-refit the hyperprior of any trained model.
+refit the hyperprior of any trained model. The same holds for the P-frame model's motion and
+residual coders, whose latents depend on the quality (through the decoded references): those
+are captured at known qualities (`tngvideo.train.video_latents`) and each crop is trained at
+the quality its latent was coded at.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from tngvideo.image.model import TNGImageModel
+from tngvideo.image.model import HyperpriorCoder, TNGImageModel
 from tngvideo.train.loop import schedule_factor
 
 # The parameters that change the rate but not the reconstruction.
@@ -79,25 +82,29 @@ def image_latents(model: TNGImageModel, paths: list, *, orientations: int = 1, p
     return out
 
 
-def _large_enough(latents: list[torch.Tensor], size: int) -> list[torch.Tensor]:
-    big = [t for t in latents if t.shape[-2] >= size and t.shape[-1] >= size]
+def _large_enough(latents: list[torch.Tensor], size: int) -> list[int]:
+    """Indices of the latents that are at least size x size."""
+    big = [i for i, t in enumerate(latents) if t.shape[-2] >= size and t.shape[-1] >= size]
     if not big:
         raise ValueError(f"no latent is {size}x{size} or larger: use a smaller crop or larger images")
     return big
 
 
-def _crops(latents: list[torch.Tensor], size: int, n: int, rng: np.random.Generator) -> torch.Tensor:
-    """n random size x size crops of latents that are all at least that large."""
+def _crops(latents: list[torch.Tensor], size: int, n: int, rng: np.random.Generator
+           ) -> tuple[torch.Tensor, np.ndarray]:
+    """n random size x size crops of latents that are all at least that large, and the index of
+    the latent each came from."""
     out = []
-    for i in rng.integers(0, len(latents), n):
+    picks = rng.integers(0, len(latents), n)
+    for i in picks:
         t = latents[i]
         a = int(rng.integers(0, t.shape[-2] - size + 1))
         b = int(rng.integers(0, t.shape[-1] - size + 1))
         out.append(t[:, a:a + size, b:b + size])
-    return torch.stack(out)
+    return torch.stack(out), picks
 
 
-def rate_bpp(model: TNGImageModel, y: torch.Tensor, quality: torch.Tensor, *, amp: bool) -> torch.Tensor:
+def rate_bpp(model: HyperpriorCoder, y: torch.Tensor, quality: torch.Tensor, *, amp: bool) -> torch.Tensor:
     """Bits per pixel of coding latents y (B, M, h, w) at each quality (training or eval mode)."""
     gain, _ = model.gains(quality)
     _, bits_y, bits_z = model.code_latent(y * gain, amp=amp)
@@ -105,7 +112,7 @@ def rate_bpp(model: TNGImageModel, y: torch.Tensor, quality: torch.Tensor, *, am
 
 
 @torch.no_grad()
-def eval_bpp(model: TNGImageModel, latents: list[torch.Tensor], qualities: list[float]) -> list[float]:
+def eval_bpp(model: HyperpriorCoder, latents: list[torch.Tensor], qualities: list[float]) -> list[float]:
     """Mean estimated bpp of rounded latents per quality (the coded rate, within ~1%)."""
     model.eval()
     out = []
@@ -118,13 +125,21 @@ def eval_bpp(model: TNGImageModel, latents: list[torch.Tensor], qualities: list[
     return out
 
 
-def fit_entropy_model(model: TNGImageModel, latents: list[torch.Tensor], cfg: EntropyFitConfig, *,
-                      minutes: float, eval_latents: list[torch.Tensor] | None = None,
-                      eval_qualities: tuple[float, ...] = (1.0, 4.0, 7.0, 10.0), eval_every_s: float = 600.0,
+def fit_entropy_model(model: HyperpriorCoder, latents: list[torch.Tensor], cfg: EntropyFitConfig, *,
+                      minutes: float, qualities: list[float] | None = None,
+                      eval_sets: dict[float, list[torch.Tensor]] | None = None, eval_every_s: float = 600.0,
                       should_stop=lambda: False, max_steps: int | None = None,
                       progress: bool = True) -> FitResult:
-    """Train the entropy parts of `model` on rate for `minutes` (cosine schedule over the time)."""
-    latents = _large_enough(latents, cfg.crop)
+    """Train the entropy parts of `model` on rate for `minutes` (cosine schedule over the time).
+
+    qualities: the quality each latent was coded at (crops are trained at it); without them
+    every crop gets a uniformly random quality. eval_sets: quality -> latents whose estimated
+    bpp at that quality is logged every `eval_every_s` seconds."""
+    if qualities is not None and len(qualities) != len(latents):
+        raise ValueError("one quality per latent")
+    keep = _large_enough(latents, cfg.crop)
+    latents = [latents[i] for i in keep]
+    qualities = None if qualities is None else [qualities[i] for i in keep]
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     for p in model.parameters():
@@ -141,8 +156,8 @@ def fit_entropy_model(model: TNGImageModel, latents: list[torch.Tensor], cfg: En
     log: list[dict] = []
 
     def evaluate(step: int) -> None:
-        if eval_latents:
-            rec = {"step": step, "eval_bpp": dict(zip(map(str, eval_qualities), eval_bpp(model, eval_latents, list(eval_qualities))))}
+        if eval_sets:
+            rec = {"step": step, "eval_bpp": {str(q): eval_bpp(model, ts, [q])[0] for q, ts in eval_sets.items()}}
             log.append(rec)
             if progress:
                 tqdm.write(str(rec))
@@ -159,8 +174,11 @@ def fit_entropy_model(model: TNGImageModel, latents: list[torch.Tensor], cfg: En
                                 min_lr_fraction=cfg.min_lr_fraction)
         for g in opt.param_groups:
             g["lr"] = g["base"] * scale
-        y = _crops(latents, cfg.crop, cfg.batch, rng)
-        q = torch.from_numpy(1.0 + rng.random(cfg.batch) * (model.config.max_quality - 1.0)).float()
+        y, picks = _crops(latents, cfg.crop, cfg.batch, rng)
+        if qualities is None:
+            q = torch.from_numpy(1.0 + rng.random(cfg.batch) * (model.config.max_quality - 1.0)).float()
+        else:
+            q = torch.tensor([qualities[i] for i in picks], dtype=torch.float32)
         loss = rate_bpp(model, y, q, amp=cfg.amp).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

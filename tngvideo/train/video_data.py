@@ -103,17 +103,26 @@ class SyntheticMotion:
         return cur, ref, flow
 
 
+def read_clips(roots: list[str | Path], *, max_frames: int, max_side: int) -> list[list[np.ndarray]]:
+    """Every video file and frame folder under (or named by) `roots`, each as its first
+    `max_frames` RGB8 frames."""
+    clips = []
+    for root in roots:
+        root = Path(root)
+        for f in sorted(root.rglob("*")) if root.is_dir() else [root]:
+            if f.suffix.lower() in VIDEO_SUFFIXES:
+                clips.append(read_clip(f, max_frames=max_frames, max_side=max_side))
+        for _, files in frame_folders(root):
+            clips.append(read_frames(files, max_frames=max_frames))
+    return clips
+
+
 class ClipPairs:
     def __init__(self, roots: list[str | Path], *, crop: int, seed: int = 0, max_frames: int = 120,
                  max_side: int = 720):
         self.sequences: list[np.ndarray] = []
-        for root in roots:
-            root = Path(root)
-            for f in sorted(root.rglob("*")):
-                if f.suffix.lower() in VIDEO_SUFFIXES:
-                    self._add(read_clip(f, max_frames=max_frames, max_side=max_side), crop)
-            for _, files in frame_folders(root):
-                self._add(read_frames(files, max_frames=max_frames), crop)
+        for frames in read_clips(roots, max_frames=max_frames, max_side=max_side):
+            self._add(frames, crop)
         if not self.sequences:
             raise ValueError("no training clips found")
         self.crop = crop

@@ -49,7 +49,7 @@ class EncodedFrame:
     stats: FrameStats
 
 
-def _coded(streams: LatentStreams) -> bool:
+def is_coded(streams: LatentStreams) -> bool:
     return bool(streams.hyper or streams.latent or streams.symbols_crc)
 
 
@@ -129,7 +129,7 @@ class PFrameCoder:
         motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
         pred = self.mc(ref, flow_hat)
         mres_streams, mx_hat = self._code_prediction(x, pred, quality)
-        coded = _coded(motion_streams)  # an all-empty unit would read as "no motion": never send one
+        coded = is_coded(motion_streams)  # an all-empty unit would read as "no motion": never send one
         if not coded or self.mode_decision:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if not coded or (self.rd_cost(x, x_hat, res_streams.payload_bits, quality)
@@ -141,25 +141,30 @@ class PFrameCoder:
         return motion_streams, mres_streams, mx_hat
 
     @torch.no_grad()
+    def prediction(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
+        """The prediction a decoder forms from the motion streams (the reference itself when
+        no motion is coded)."""
+        if not is_coded(motion):
+            return ref
+        if self.motion is None:
+            raise DecodeError("stream has coded motion but this decoder has no motion model")
+        return self.mc(ref, self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device))
+
+    @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
-        hw = ref.shape[-2:]
-        pred = ref
-        if _coded(motion):
-            if self.motion is None:
-                raise DecodeError("stream has coded motion but this decoder has no motion model")
-            pred = self.mc(ref, self._decode(self.motion, motion, hw, quality, ref.device))
-        res_hat = self._decode(self.residual, residual, hw, quality, ref.device)
+        pred = self.prediction(motion, ref, quality)
+        res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device)
         return pred + res_hat - RESIDUAL_OFFSET
 
 
-def _to_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
+def frame_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
     x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div(255.0).to(device)
     h, w = x.shape[-2:]
     ph, pw = -(-h // PAD) * PAD - h, -(-w // PAD) * PAD - w
     return F.pad(x, (0, pw, 0, ph), mode="replicate") if ph or pw else x
 
 
-def _on_grid(x: torch.Tensor) -> torch.Tensor:
+def on_grid(x: torch.Tensor) -> torch.Tensor:
     """The 8-bit reconstruction as a float tensor: what both sides keep as the reference."""
     return x.clamp(0, 1).mul(255).round().div(255)
 
@@ -208,7 +213,7 @@ class VideoEncoder:
     def encode(self, rgb: np.ndarray) -> EncodedFrame:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
-        x = _to_tensor(rgb, self.image.device)
+        x = frame_tensor(rgb, self.image.device)
         intra_due = self.index % self.gop == 0 or self._ref is None
         if intra_due or not self.adaptive_intra:
             coded, x_hat = (self._intra if intra_due else self._inter)(x, self.search_steps)
@@ -221,7 +226,7 @@ class VideoEncoder:
         packet = FramePacket(ftype, self.quality, self.index, units)
         bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
-        self._ref = _on_grid(x_hat)
+        self._ref = on_grid(x_hat)
         data = pack_packet(packet)
         stats = FrameStats(self.index, packet.frame_type, len(data), packet.header_bytes, bits, est)
         self.index += 1
@@ -255,5 +260,5 @@ class VideoDecoder:
             if self._ref is None:
                 raise DecodeError("P-frame without a reference (decoding must start at an I-frame)")
             x_hat = self.pframes.decode(units[0], units[1], self._ref, p.quality)
-        self._ref = _on_grid(x_hat)
+        self._ref = on_grid(x_hat)
         return p, _to_rgb(self._ref, self.height, self.width)

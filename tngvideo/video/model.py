@@ -15,13 +15,14 @@ reference through.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 import torch.nn.functional as F
 
-from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
+from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig, with_context
 from tngvideo.video.warp import backward_warp
 
 RESIDUAL_OFFSET = 0.5
@@ -165,3 +166,19 @@ class PFrameModel(nn.Module):
         x_hat = pred + res_hat - RESIDUAL_OFFSET
         return PFrameResult(x_hat=x_hat, prediction=pred, bits_motion=my + mz, bits_residual=ry + rz,
                             lmbda=self.residual.lmbda(quality))
+
+
+CODER_ROLES = ("motion", "residual")
+
+
+def with_video_context(model: PFrameModel, roles: tuple[str, ...] = CODER_ROLES) -> PFrameModel:
+    """A copy of `model` whose coders in `roles` gain a (zero-initialised) checkerboard context
+    model: they code as before until the context networks are trained."""
+    new = copy.deepcopy(model)
+    changes = {}
+    for role in roles:
+        if not getattr(model.config, role).context:
+            setattr(new, role, with_context(getattr(model, role)))
+            changes[role] = getattr(new, role).config
+    new.config = replace(model.config, **changes)
+    return new

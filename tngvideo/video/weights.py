@@ -19,9 +19,7 @@ from tngvideo.image.weights import (
     rounded_to_half,
     write_weights_file,
 )
-from tngvideo.video.model import PFrameModel, VideoModelConfig
-
-ROLES = ("motion", "residual")
+from tngvideo.video.model import CODER_ROLES as ROLES, PFrameModel, VideoModelConfig
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,73 @@
+"""The latents the P-frame coders really code, captured in closed loop for the entropy fit.
+
+Each clip is coded with the shipped coders as the encoder codes it (an I-frame every `gop`
+frames, P-frames predicted from the decoded previous frame, with the encoder's motion/no-motion
+decision), at each of the given qualities. For every P-frame the residual coder's latent
+g_a(frame - prediction + 0.5) is kept, and the motion coder's g_a(flow) where motion was coded,
+each with the quality it was coded at (`tngvideo.train.entropy_fit` trains on it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from tngvideo.image.codec import ImageCodec
+from tngvideo.video.codec import PFrameCoder, frame_tensor, is_coded, on_grid
+from tngvideo.video.model import RESIDUAL_OFFSET
+
+
+@dataclass
+class CodedLatents:
+    """g_a outputs (M, h, w) of one coder and the quality each was coded at."""
+
+    latents: list[torch.Tensor] = field(default_factory=list)
+    qualities: list[float] = field(default_factory=list)
+
+    def add(self, y: torch.Tensor, quality: float) -> None:
+        self.latents.append(y[0].float().cpu())
+        self.qualities.append(float(quality))
+
+    def by_quality(self) -> dict[float, list[torch.Tensor]]:
+        out: dict[float, list[torch.Tensor]] = {}
+        for t, q in zip(self.latents, self.qualities):
+            out.setdefault(q, []).append(t)
+        return out
+
+
+@torch.no_grad()
+def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.ndarray]],
+                   qualities: list[float], *, gop: int = 16, progress: bool = True,
+                   should_stop=lambda: False) -> dict[str, CodedLatents]:
+    """{"motion": ..., "residual": ...}: the coded latents of every clip at every quality (of
+    the clips coded so far when `should_stop()` turns true)."""
+    if pframes.motion is None:
+        raise ValueError("a P-frame coder without a motion model has no coders of its own to fit")
+    out = {"motion": CodedLatents(), "residual": CodedLatents()}
+    residual, motion = pframes.residual.coder, pframes.motion.coder
+    total = sum(len(c) for c in clips) * len(qualities)
+    bar = tqdm(total=total, desc="capture latents", unit="frame", disable=not progress, mininterval=5)
+    for frames in clips:
+        h, w = frames[0].shape[:2]
+        for q in qualities:
+            ref = None
+            for i, rgb in enumerate(frames):
+                if should_stop():
+                    bar.close()
+                    return out
+                x = frame_tensor(rgb, image.device)
+                if ref is None or i % gop == 0:
+                    _, x_hat = image.encode_tensor(x, pframes.intra_quality(image, q), hw=(h, w))
+                else:
+                    motion_streams, _, x_hat = pframes.encode(x, ref, q, hw=(h, w))
+                    pred = pframes.prediction(motion_streams, ref, q)
+                    out["residual"].add(residual.g_a(x - pred + RESIDUAL_OFFSET), q)
+                    if is_coded(motion_streams):
+                        out["motion"].add(motion.g_a(pframes.flow_net(x, ref)), q)
+                ref = on_grid(x_hat)
+                bar.update(1)
+    bar.close()
+    return out

@@ -103,18 +103,23 @@ class SyntheticMotion:
         return cur, ref, flow
 
 
-def read_clips(roots: list[str | Path], *, max_frames: int, max_side: int) -> list[list[np.ndarray]]:
-    """Every video file and frame folder under (or named by) `roots`, each as its first
+def named_clips(roots: list[str | Path], *, max_frames: int, max_side: int) -> list[tuple[Path, list[np.ndarray]]]:
+    """Every video file and frame folder under (or named by) `roots`: its path and its first
     `max_frames` RGB8 frames."""
     clips = []
     for root in roots:
         root = Path(root)
         for f in sorted(root.rglob("*")) if root.is_dir() else [root]:
             if f.suffix.lower() in VIDEO_SUFFIXES:
-                clips.append(read_clip(f, max_frames=max_frames, max_side=max_side))
-        for _, files in frame_folders(root):
-            clips.append(read_frames(files, max_frames=max_frames))
+                clips.append((f, read_clip(f, max_frames=max_frames, max_side=max_side)))
+        for folder, files in frame_folders(root):
+            clips.append((folder, read_frames(files, max_frames=max_frames)))
     return clips
+
+
+def read_clips(roots: list[str | Path], *, max_frames: int, max_side: int) -> list[list[np.ndarray]]:
+    """The frames of `named_clips`."""
+    return [frames for _, frames in named_clips(roots, max_frames=max_frames, max_side=max_side)]
 
 
 class ClipPairs:

@@ -141,14 +141,19 @@ class PFrameCoder:
         return motion_streams, mres_streams, mx_hat
 
     @torch.no_grad()
+    def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
+        """The flow a decoder reconstructs from coded motion streams."""
+        if self.motion is None:
+            raise DecodeError("stream has coded motion but this decoder has no motion model")
+        return self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device)
+
+    @torch.no_grad()
     def prediction(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
         """The prediction a decoder forms from the motion streams (the reference itself when
         no motion is coded)."""
         if not is_coded(motion):
             return ref
-        if self.motion is None:
-            raise DecodeError("stream has coded motion but this decoder has no motion model")
-        return self.mc(ref, self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device))
+        return self.mc(ref, self.decoded_flow(motion, ref, quality))
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:

@@ -285,3 +285,33 @@ def test_compiled_training_step_matches_eager():
     assert torch.allclose(compiled_loss, eager_loss, rtol=1e-4)
     for a, b in zip(compiled_grads, eager_grads):
         assert torch.allclose(a, b, rtol=1e-3, atol=1e-6 * float(b.abs().max()) + 1e-9)
+
+
+def test_motion_stage_trains_only_the_motion_coder_with_dis_flow(tmp_path):
+    """Stage "motion" with the DIS estimator: the motion coder's weights move, nothing else does,
+    and the saved weights remember the estimator."""
+    from conftest import make_clip
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train.loop import TrainState
+    from tngvideo.train.video_loop import train_video
+    from tngvideo.video.model import PFrameModel, VideoModelConfig
+    from tngvideo.video.weights import load_video_weights
+
+    for i in range(2):
+        Image.fromarray(natural_image(160, 160, seed=i)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "clips").mkdir()
+    make_clip(tmp_path / "clips" / "c.mkv", frames=4, size=(64, 64))
+    small = ModelConfig(channels=16, latent_channels=24)
+    cfg = VideoTrainConfig(stage="motion", photos=[str(tmp_path)], clips=[str(tmp_path / "clips")], crop=64,
+                           batch=2, synthetic_fraction=0.0, amp=False, save_every=1000, warmup_steps=1)
+    torch.manual_seed(0)
+    model = PFrameModel(VideoModelConfig(motion=small, residual=small, flow_estimator="dis"))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    train_video(cfg, model=model, image_model=TNGImageModel(small), state=TrainState(),
+                out=tmp_path / "v.safetensors", name="tiny-video", minutes=5, device=torch.device("cpu"),
+                log_path=tmp_path / "log.jsonl", max_steps=3)
+    after = model.state_dict()
+    moved = {k for k in before if not torch.equal(before[k], after[k])}
+    assert moved and all(k.startswith("motion.") for k in moved)
+    assert load_video_weights(tmp_path / "v.safetensors").model.config.flow_estimator == "dis"
+    assert all(p.requires_grad for p in model.parameters())

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_clip
+from conftest import make_clip, natural_image
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
@@ -358,3 +358,26 @@ def test_a_scene_cut_inside_a_gop_becomes_an_i_frame_and_decodes():
     assert [int(s.frame_type) for s in fixed.stats] == [FrameType.I, FrameType.P, FrameType.P, FrameType.P]
     assert fixed.header.iframes == [0]
     assert costs[2] < fixed_costs[2]
+
+
+def test_dis_flow_finds_a_known_shift_and_explains_the_frame():
+    """DIS recovers an integer translation (backward flow: frame -> reference), and warping the
+    reference with it gives back the frame away from the borders."""
+    from tngvideo.video.flow_dis import dis_flow
+
+    big = torch.from_numpy(natural_image(96, 140, seed=4)).permute(2, 0, 1)[None].float() / 255
+    ref, x = big[..., :, 6:134], big[..., :, 3:131]  # x(p) = ref(p + (-3, 0))
+    flow = dis_flow(x, ref)
+    assert flow.shape == (1, 2, 96, 128)
+    inner = (slice(None), slice(None), slice(16, -16), slice(16, -16))
+    assert flow[inner][:, 0].median().item() == pytest.approx(-3.0, abs=0.25)
+    assert flow[inner][:, 1].abs().median().item() < 0.25
+    err = (backward_warp(ref, flow) - x)[inner].abs().mean().item()
+    assert err < 0.5 * (ref - x)[inner].abs().mean().item()
+
+
+def test_unknown_flow_estimator_is_refused():
+    from tngvideo.video.model import VideoModelConfig
+
+    with pytest.raises(ValueError, match="flow estimator"):
+        VideoModelConfig(flow_estimator="magic")

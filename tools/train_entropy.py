@@ -63,7 +63,7 @@ def fit_video(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
             raise ValueError(f"no clips of two or more frames in {roots}")
         pframes = PFrameCoder(residual=LatentCodec(model.residual, build_tables(model.residual)),
                               motion=LatentCodec(model.motion, build_tables(model.motion)),
-                              flow_net=model.flow, mc=model.mc)
+                              flow_net=model.estimate_flow, mc=model.mc)
         return pframe_latents(image, pframes, clips, qualities, gop=args.gop, should_stop=should_stop)
 
     train = capture(args.clips, args.frames, args.qualities)

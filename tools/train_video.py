@@ -3,6 +3,7 @@
 
     python tools/train_video.py --stage flow --minutes 30      # flow pretraining, synthetic motion
     python tools/train_video.py --stage joint --minutes 60     # rate-distortion, all components
+    python tools/train_video.py --stage motion --flow-estimator dis --minutes 40   # motion coder for DIS flow
 
 Starts from --init (video weights; 'none' = a new model whose residual coder copies the image
 model), writes weights with entropy tables to --out. Stop early with SIGTERM or --stop-file.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,8 +26,8 @@ from tngvideo.analysis.records import append_record, carry_history, device_descr
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
-from tngvideo.train.video_loop import VideoTrainConfig, train_video  # noqa: E402
-from tngvideo.video.model import PFrameModel  # noqa: E402
+from tngvideo.train.video_loop import STAGES, VideoTrainConfig, train_video  # noqa: E402
+from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel  # noqa: E402
 from tngvideo.video.registry import default_video_model  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
 from tngvideo.train.overrides import load_config  # noqa: E402
@@ -43,7 +45,9 @@ def recent_means(log_path: Path, after_step: int, window: int = 200) -> dict[str
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--config", default=str(ROOT / "configs/video_default.yaml"))
-    ap.add_argument("--stage", choices=("flow", "joint"), default=None, help="overrides the config")
+    ap.add_argument("--stage", choices=STAGES, default=None, help="overrides the config")
+    ap.add_argument("--flow-estimator", choices=FLOW_ESTIMATORS, default=None,
+                    help="switch the model's encoder-side flow estimator (then train with --stage motion)")
     ap.add_argument("--init", default="runs/video/latest.safetensors")
     ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
     ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
@@ -76,6 +80,8 @@ def main() -> int:
         model.residual.load_state_dict({k: v for k, v in image_model.state_dict().items()
                                         if not k.startswith(("ctx_s.", "ctx_m."))})
         print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
+    if args.flow_estimator:
+        model.config = replace(model.config, flow_estimator=args.flow_estimator)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     steps_before = state.steps

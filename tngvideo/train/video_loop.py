@@ -8,6 +8,8 @@
   half real clips. With `rollout` > 1 the real-clip samples are runs of that many P-frames, each
   predicted from the previous one's reconstruction (gradients flow along the chain), so the
   loss sees the errors that propagate through a group of pictures.
+- stage "motion": the joint loss, training only the motion coder (compensation, residual
+  coder and flow network frozen): adapts the motion coder to a new flow estimator (DIS).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from tngvideo.train.video_data import ClipPairs, SyntheticMotion
 from tngvideo.video.model import PFrameModel
 from tngvideo.video.weights import save_video_weights
 
-STAGES = ("flow", "joint")
+STAGES = ("flow", "joint", "motion")
 
 
 @dataclass
@@ -106,13 +108,18 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                 stop_file: Path | None = None, max_steps: int | None = None) -> TrainState:
     torch.manual_seed(cfg.seed + state.steps)
     synthetic = SyntheticMotion(list_images(cfg.photos), crop=cfg.crop, seed=cfg.seed + state.steps)
-    clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage == "joint" else None
+    clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage != "flow" else None
     model.to(device).train()
     image_model.to(device).eval()
     autotune_convolutions(device)
     for p in image_model.parameters():
         p.requires_grad_(False)
-    params = list(model.flow.parameters()) if cfg.stage == "flow" else list(model.parameters())
+    trained = {"flow": model.flow, "joint": model, "motion": model.motion}[cfg.stage]
+    for p in model.parameters():
+        p.requires_grad_(False)
+    params = list(trained.parameters())
+    for p in params:
+        p.requires_grad_(True)
     opt = torch.optim.Adam(params, lr=cfg.peak_lr)
     stopping = {"flag": False}
     old = signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
@@ -170,6 +177,8 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, old)
+        for p in model.parameters():
+            p.requires_grad_(True)
         state.runs += 1
         save()
     return state

@@ -15,6 +15,7 @@ and every reconstruction is rounded to the 8-bit grid before it becomes the next
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
@@ -58,9 +59,11 @@ class PFrameCoder:
     motion model predicts from the reference as it is (zero motion)."""
 
     def __init__(self, residual: LatentCodec, *, motion: LatentCodec | None = None,
-                 flow_net: torch.nn.Module | None = None, mc: MotionCompensation | None = None,
+                 flow_net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                 mc: MotionCompensation | None = None,
                  mode_decision: bool = True):
-        """`mode_decision=False` always codes motion when there is a motion model."""
+        """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS);
+        `mode_decision=False` always codes motion when there is a motion model."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual

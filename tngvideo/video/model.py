@@ -23,6 +23,7 @@ from torch import nn
 import torch.nn.functional as F
 
 from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig, with_context
+from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.warp import backward_warp
 
 RESIDUAL_OFFSET = 0.5
@@ -130,10 +131,19 @@ class MotionCompensation(nn.Module):
         return warped + self.tail(h + self.body(h))
 
 
+FLOW_ESTIMATORS = ("net", "dis")
+
+
 @dataclass(frozen=True)
 class VideoModelConfig:
     motion: ModelConfig = ModelConfig(channels=64, latent_channels=96)
     residual: ModelConfig = ModelConfig()
+    # the encoder's flow estimator: "net" = the learned FlowNet, "dis" = OpenCV's DIS
+    flow_estimator: str = "net"
+
+    def __post_init__(self):
+        if self.flow_estimator not in FLOW_ESTIMATORS:
+            raise ValueError(f"flow estimator must be one of {FLOW_ESTIMATORS}, not {self.flow_estimator!r}")
 
 
 @dataclass
@@ -157,9 +167,13 @@ class PFrameModel(nn.Module):
         self.mc = MotionCompensation()
         self.residual = HyperpriorAutoencoder(config.residual, in_channels=3, out_channels=3)
 
+    def estimate_flow(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """The encoder's flow from x to ref (backward warping), by the configured estimator."""
+        return dis_flow(x, ref) if self.config.flow_estimator == "dis" else self.flow(x, ref)
+
     def forward(self, x: torch.Tensor, ref: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> PFrameResult:
         """Training pass for one P-frame predicted from `ref` (the previous decoded frame)."""
-        flow = self.flow(x, ref)
+        flow = self.estimate_flow(x, ref)
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)

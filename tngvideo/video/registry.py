@@ -61,6 +61,6 @@ def load_video_codecs(name: str | None = None, *, device: str = "cpu") -> VideoC
     pframes = PFrameCoder(
         residual=LatentCodec(m.residual, loaded.tables["residual"]),
         motion=LatentCodec(m.motion, loaded.tables["motion"]),
-        flow_net=m.flow, mc=m.mc,
+        flow_net=m.estimate_flow, mc=m.mc,
     )
     return VideoCodecs(name=name, image=image, pframes=pframes, weights_hash=loaded.weights_hash.hex())

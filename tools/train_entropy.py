@@ -29,6 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tngvideo.analysis.records import append_record  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.latent_codec import LatentCodec  # noqa: E402
@@ -126,6 +127,8 @@ def main() -> int:
                     help="--video: qualities the clips are coded at")
     ap.add_argument("--gop", type=int, default=16, help="--video: intra period while capturing")
     ap.add_argument("--motion-share", type=float, default=0.25, help="--video: share of the time spent on motion")
+    ap.add_argument("--records", default=str(ROOT / "results/train_video.json"),
+                    help="--video: append this fit's record here ('none' to skip)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--stop-file", default=None)
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (YAML value)")
@@ -154,6 +157,8 @@ def main() -> int:
     record.pop("shipped_as", None)
     record.setdefault("entropy_fits", []).append(fit)
     atomic_write_bytes(out.with_suffix(".json"), (json.dumps(record, indent=2) + "\n").encode())
+    if args.video and args.records.lower() != "none":
+        append_record(args.records, {"stage": "entropy-fit", "weights": str(out), **fit})
     print(json.dumps({"out": str(out), "fit": {k: v for k, v in fit.items() if k in ("steps", "wall_seconds", "coders")}},
                      default=str)[:2000])
     return 0

@@ -315,3 +315,39 @@ def test_motion_stage_trains_only_the_motion_coder_with_dis_flow(tmp_path):
     assert moved and all(k.startswith("motion.") for k in moved)
     assert load_video_weights(tmp_path / "v.safetensors").model.config.flow_estimator == "dis"
     assert all(p.requires_grad for p in model.parameters())
+
+
+def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
+    """A NaN loss must not reach the optimiser (it would poison every weight): the step is
+    skipped and logged, and training goes on."""
+    import json
+
+    from conftest import make_clip
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train import video_loop
+    from tngvideo.train.loop import TrainState
+    from tngvideo.video.model import PFrameModel, VideoModelConfig
+
+    for i in range(2):
+        Image.fromarray(natural_image(160, 160, seed=i)).save(tmp_path / f"p{i}.png")
+    (tmp_path / "clips").mkdir()
+    make_clip(tmp_path / "clips" / "c.mkv", frames=4, size=(64, 64))
+    real, calls = video_loop.rollout_loss, []
+
+    def first_nan(*args, **kwargs):
+        loss, figures = real(*args, **kwargs)
+        calls.append(1)
+        return (loss * float("nan") if len(calls) == 1 else loss), figures
+
+    monkeypatch.setattr(video_loop, "rollout_loss", first_nan)
+    small = ModelConfig(channels=16, latent_channels=24)
+    cfg = VideoTrainConfig(stage="joint", photos=[str(tmp_path)], clips=[str(tmp_path / "clips")], crop=64,
+                           batch=2, synthetic_fraction=0.0, amp=False, save_every=1000)
+    torch.manual_seed(0)
+    model = PFrameModel(VideoModelConfig(motion=small, residual=small))
+    state = video_loop.train_video(cfg, model=model, image_model=TNGImageModel(small), state=TrainState(),
+                                   out=tmp_path / "v.safetensors", name="tiny-video", minutes=5,
+                                   device=torch.device("cpu"), log_path=tmp_path / "log.jsonl", max_steps=1)
+    assert len(calls) == 2 and state.steps == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])["skipped"] == 1

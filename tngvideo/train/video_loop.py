@@ -134,6 +134,7 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
         out.with_suffix(".json").write_text(json.dumps({"training_state": asdict(state), "config": asdict(cfg)}, indent=2) + "\n")
 
     gen = torch.Generator().manual_seed(cfg.seed + state.steps)
+    skipped = 0
     try:
         with log_path.open("a") as log:
             while (time.time() < start + minutes * 60 and not stopping["flag"] and not (stop_file and stop_file.exists())
@@ -161,6 +162,11 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                                                  prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress))
                     rec.update(loss=float(loss.detach()), **figures)
                 opt.zero_grad(set_to_none=True)
+                if not torch.isfinite(loss):  # a NaN step would poison the weights (and NaN flow crashes
+                    skipped += 1              # grid_sample's CPU backward): skip it, count it
+                    rec["skipped"] = skipped
+                    log.write(json.dumps(rec) + "\n")
+                    continue
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
                 opt.step()

@@ -381,3 +381,28 @@ def test_unknown_flow_estimator_is_refused():
 
     with pytest.raises(ValueError, match="flow estimator"):
         VideoModelConfig(flow_estimator="magic")
+
+
+@pytest.mark.parametrize("bad", ["nan", "huge", "diverging coder"])
+def test_unusable_motion_falls_back_to_no_motion_and_decodes(tiny_weights, bad):
+    """A flow estimate with NaNs or far too large, or a motion coder whose decoded flow diverges,
+    never crashes the encoder nor reaches the stream: the P-frame is coded without motion (or
+    with the clipped flow) and decodes bit-exactly."""
+    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
+    if bad == "diverging coder":
+        class Diverging(PFrameCoder):
+            def _code(self, codec, x, quality, **kw):
+                streams, out = super()._code(codec, x, quality, **kw)
+                return streams, (out * 1e6 if codec is self.motion else out)
+        pframes = Diverging(residual=pframes.residual, motion=pframes.motion, flow_net=pframes.flow_net,
+                            mc=pframes.mc, mode_decision=False)
+    else:
+        value = float("nan") if bad == "nan" else 1e6
+        pframes.flow_net = lambda x, ref: torch.full_like(x[:, :2], value)
+    x = frame_tensor(make_frame(1), image.device)
+    ref = frame_tensor(make_frame(0), image.device)
+    m, r, x_hat = pframes.encode(x, ref, 5.0)
+    assert torch.isfinite(x_hat).all()
+    if bad == "diverging coder":
+        assert m.latent == b"" and m.hyper == b""
+    assert torch.equal(on_grid(pframes.decode(m, r, ref, 5.0)), on_grid(x_hat))

@@ -27,7 +27,7 @@ from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.search import encode_latents
-from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
+from tngvideo.video.model import MAX_CODED_FLOW, RESIDUAL_OFFSET, MotionCompensation
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
 EMPTY = LatentStreams(b"", b"", 0, 0.0)
@@ -129,10 +129,13 @@ class PFrameCoder:
         (`tngvideo.image.search`) over the region hw (the real frame size)."""
         if self.motion is None:
             return (EMPTY, *self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw))
-        motion_streams, flow_hat = self._code(self.motion, self.flow_net(x, ref), quality)
-        pred = self.mc(ref, flow_hat)
-        mres_streams, mx_hat = self._code_prediction(x, pred, quality)
-        coded = is_coded(motion_streams)  # an all-empty unit would read as "no motion": never send one
+        flow = torch.nan_to_num(self.flow_net(x, ref), nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+        motion_streams, flow_hat = self._code(self.motion, flow, quality)
+        # an all-empty unit would read as "no motion", and a decoded flow far outside the frame
+        # means the motion coder diverged: send neither
+        coded = is_coded(motion_streams) and bool(flow_hat.abs().max() <= max(x.shape[-2:]))
+        pred = self.mc(ref, flow_hat) if coded else ref
+        mres_streams, mx_hat = self._code_prediction(x, pred, quality) if coded else (EMPTY, ref)
         if not coded or self.mode_decision:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if not coded or (self.rd_cost(x, x_hat, res_streams.payload_bits, quality)

@@ -27,6 +27,11 @@ from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.warp import backward_warp
 
 RESIDUAL_OFFSET = 0.5
+# Flow is coded up to this many pixels per frame (larger estimates are clipped, in training and
+# in the encoder): the motion coders were trained on motion up to about 30 pixels and diverge
+# beyond it (tng-video-5 turns a uniform 64-pixel flow into 1,600). Faster motion is coded
+# without motion, or intra.
+MAX_CODED_FLOW = 32.0
 # Initial log-gain offset of the motion coder: an untrained motion coder quantizes flow (pixels)
 # with a step about 7x coarser than an image coder quantizes intensities. Starting at the image
 # coder's gains, motion took 0.5 bpp (11 kB for a 640x272 frame) after 658 joint steps.
@@ -173,7 +178,7 @@ class PFrameModel(nn.Module):
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> PFrameResult:
         """Training pass for one P-frame predicted from `ref` (the previous decoded frame)."""
-        flow = self.estimate_flow(x, ref)
+        flow = self.estimate_flow(x, ref).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)

@@ -66,7 +66,7 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                     pred = pframes.prediction(motion_streams, ref, q)
                     out["residual"].add(residual.g_a(x - pred + RESIDUAL_OFFSET), q)
                     if is_coded(motion_streams):
-                        out["motion"].add(motion.g_a(pframes.flow_net(x, ref)), q)
+                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, ref)), q)
                 ref = on_grid(x_hat)
                 bar.update(1)
     bar.close()

@@ -119,6 +119,11 @@ class PFrameCoder:
         return lmbda * 255.0**2 * mse * x.shape[-1] * x.shape[-2] + bits
 
     @torch.no_grad()
+    def coded_flow_input(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+        """What the motion coder codes: the estimated flow, NaNs zeroed, clipped to MAX_CODED_FLOW."""
+        return torch.nan_to_num(self.flow_net(x, ref), nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+
+    @torch.no_grad()
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
                hw: tuple[int, int] | None = None) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
         """Mode decision: with a motion model, code the frame both with motion and with the plain
@@ -129,8 +134,7 @@ class PFrameCoder:
         (`tngvideo.image.search`) over the region hw (the real frame size)."""
         if self.motion is None:
             return (EMPTY, *self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw))
-        flow = torch.nan_to_num(self.flow_net(x, ref), nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
-        motion_streams, flow_hat = self._code(self.motion, flow, quality)
+        motion_streams, flow_hat = self._code(self.motion, self.coded_flow_input(x, ref), quality)
         # an all-empty unit would read as "no motion", and a decoded flow far outside the frame
         # means the motion coder diverged: send neither
         coded = is_coded(motion_streams) and bool(flow_hat.abs().max() <= max(x.shape[-2:]))

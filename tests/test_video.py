@@ -406,3 +406,26 @@ def test_unusable_motion_falls_back_to_no_motion_and_decodes(tiny_weights, bad):
     if bad == "diverging coder":
         assert m.latent == b"" and m.hyper == b""
     assert torch.equal(on_grid(pframes.decode(m, r, ref, 5.0)), on_grid(x_hat))
+
+
+def test_motion_is_estimated_against_the_previous_source_frame(tiny_weights):
+    """The encoder estimates flow from the frame to the previous *source* frame (cleaner than the
+    decoded reference), predicts from the decoded reference, and the stream still decodes."""
+    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
+    seen = []
+    net = pframes.flow_net
+
+    def recording(x, ref):
+        seen.append(ref.clone())
+        return net(x, ref)
+
+    pframes.flow_net = recording
+    frames = [make_frame(i) for i in range(3)]
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=8, adaptive_intra=False)
+    dec = VideoDecoder(image, pframes, width=50, height=30)
+    for f in frames:
+        out = enc.encode(f)
+        assert np.array_equal(dec.decode(out.packet)[1], out.reconstruction)
+    assert len(seen) == 2
+    for i, ref in enumerate(seen):
+        assert torch.equal(ref, frame_tensor(frames[i], image.device))

@@ -45,10 +45,10 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
     h, w = frames[0].shape[:2]
     x0 = frame_tensor(frames[0], codecs.image.device)
     _, x_hat = codecs.image.encode_tensor(x0, forced.intra_quality(codecs.image, quality), hw=(h, w))
-    ref, rows = on_grid(x_hat), []
+    ref, source, rows = on_grid(x_hat), x0, []
     for i, rgb in enumerate(frames[1:], 1):
         x = frame_tensor(rgb, codecs.image.device)
-        motion, residual, x_hat = forced.encode(x, ref, quality, hw=(h, w))
+        motion, residual, x_hat = forced.encode(x, ref, quality, hw=(h, w), flow_ref=source)
         warped = backward_warp(ref, forced.decoded_flow(motion, ref, quality))
         mc = forced.mc(ref, forced.decoded_flow(motion, ref, quality))
         offset = (mc - warped)[..., :h, :w].mean(dim=(0, 2, 3), keepdim=True)
@@ -60,7 +60,7 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
             "psnr_mc": _psnr(mc, x, h, w), "psnr_mc_offset_removed": _psnr(mc - offset, x, h, w),
             "mc_mean_offset": float(offset.mean()), "psnr_frame": _psnr(x_hat.clamp(0, 1), x, h, w),
         })
-        ref = on_grid(x_hat)
+        ref, source = on_grid(x_hat), x
     return rows
 
 

@@ -1,8 +1,8 @@
 """The latents the P-frame coders really code, captured in closed loop for the entropy fit.
 
 Each clip is coded with the shipped coders as the encoder codes it (an I-frame every `gop`
-frames, P-frames predicted from the decoded previous frame, with the encoder's motion/no-motion
-decision), at each of the given qualities. For every P-frame the residual coder's latent
+frames, P-frames predicted from the decoded previous frame with motion estimated on the source's
+previous frame, and the encoder's motion/no-motion decision), at each of the given qualities. For every P-frame the residual coder's latent
 g_a(frame - prediction + 0.5) is kept, and the motion coder's g_a(flow) where motion was coded,
 each with the quality it was coded at (`tngvideo.train.entropy_fit` trains on it).
 """
@@ -53,7 +53,7 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
     for frames in clips:
         h, w = frames[0].shape[:2]
         for q in qualities:
-            ref = None
+            ref = source = None
             for i, rgb in enumerate(frames):
                 if should_stop():
                     bar.close()
@@ -62,12 +62,12 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                 if ref is None or i % gop == 0:
                     _, x_hat = image.encode_tensor(x, pframes.intra_quality(image, q), hw=(h, w))
                 else:
-                    motion_streams, _, x_hat = pframes.encode(x, ref, q, hw=(h, w))
+                    motion_streams, _, x_hat = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
                     pred = pframes.prediction(motion_streams, ref, q)
                     out["residual"].add(residual.g_a(x - pred + RESIDUAL_OFFSET), q)
                     if is_coded(motion_streams):
-                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, ref)), q)
-                ref = on_grid(x_hat)
+                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), q)
+                ref, source = on_grid(x_hat), x
                 bar.update(1)
     bar.close()
     return out

@@ -125,16 +125,20 @@ class PFrameCoder:
 
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
-               hw: tuple[int, int] | None = None) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
+               hw: tuple[int, int] | None = None, flow_ref: torch.Tensor | None = None
+               ) -> tuple[LatentStreams, LatentStreams, torch.Tensor]:
         """Mode decision: with a motion model, code the frame both with motion and with the plain
         reference as prediction (no motion bits), and keep whichever costs less in rate-distortion
         terms. The decoder follows the choice from the stream (empty motion = no motion).
 
         search_steps > 0: the chosen mode's residual is coded again after a latent search
-        (`tngvideo.image.search`) over the region hw (the real frame size)."""
+        (`tngvideo.image.search`) over the region hw (the real frame size). `flow_ref`: the frame
+        motion is estimated against (the source's previous frame: its flow is cleaner and cheaper
+        to code than the flow to the decoded reference); default the reference."""
         if self.motion is None:
             return (EMPTY, *self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw))
-        motion_streams, flow_hat = self._code(self.motion, self.coded_flow_input(x, ref), quality)
+        flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref)
+        motion_streams, flow_hat = self._code(self.motion, flow, quality)
         # an all-empty unit would read as "no motion", and a decoded flow far outside the frame
         # means the motion coder diverged: send neither
         coded = is_coded(motion_streams) and bool(flow_hat.abs().max() <= max(x.shape[-2:]))
@@ -210,7 +214,8 @@ class VideoEncoder:
         self.intra_quality = pframes.intra_quality(image, self.quality)
         self.gop = gop
         self.index = first_index
-        self._ref: torch.Tensor | None = None
+        self._ref: torch.Tensor | None = None  # the decoded previous frame (what the decoder has)
+        self._source: torch.Tensor | None = None  # the previous source frame (motion is estimated on it)
 
     def _intra(self, x: torch.Tensor, search_steps: int) -> tuple[dict[str, LatentStreams], torch.Tensor]:
         streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=search_steps,
@@ -219,7 +224,7 @@ class VideoEncoder:
 
     def _inter(self, x: torch.Tensor, search_steps: int) -> tuple[dict[str, LatentStreams], torch.Tensor]:
         motion, residual, x_hat = self.pframes.encode(x, self._ref, self.quality, search_steps=search_steps,
-                                                      hw=(self.height, self.width))
+                                                      hw=(self.height, self.width), flow_ref=self._source)
         return {"motion": motion, "residual": residual}, x_hat
 
     def _cost(self, x: torch.Tensor, coded: dict[str, LatentStreams], x_hat: torch.Tensor) -> float:
@@ -242,6 +247,7 @@ class VideoEncoder:
         bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
         self._ref = on_grid(x_hat)
+        self._source = x
         data = pack_packet(packet)
         stats = FrameStats(self.index, packet.frame_type, len(data), packet.header_bytes, bits, est)
         self.index += 1

@@ -351,3 +351,22 @@ def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
     assert len(calls) == 2 and state.steps == 1
     assert all(torch.isfinite(p).all() for p in model.parameters())
     assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])["skipped"] == 1
+
+
+def test_rollouts_estimate_motion_against_the_previous_source_frame():
+    """As in the encoder: flow from each frame to the previous *source* frame, prediction from the
+    previous reconstruction."""
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train.video_loop import rollout_loss
+    from tngvideo.video.model import PFrameModel, VideoModelConfig
+
+    small = ModelConfig(channels=16, latent_channels=24)
+    torch.manual_seed(0)
+    model = PFrameModel(VideoModelConfig(motion=small, residual=small))
+    seen = []
+    real = model.estimate_flow
+    model.estimate_flow = lambda x, ref: (seen.append(ref), real(x, ref))[1]
+    frames = [torch.rand(2, 3, 64, 64) for _ in range(3)]
+    loss, _ = rollout_loss(model, TNGImageModel(small), frames, torch.tensor([2.0, 7.0]), amp=False)
+    assert torch.isfinite(loss)
+    assert len(seen) == 2 and all(ref is frames[i] for i, ref in enumerate(seen))

@@ -76,16 +76,16 @@ def endpoint_error(pred: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[torch.Tensor], q: torch.Tensor, *,
                  amp: bool, prediction_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """Frame 0 coded by the (frozen) image model at the same lambda as the P-frame model at q
-    (as the codec's I-frames), each later frame predicted from the previous reconstruction.
-    Returns the mean RD loss over the P-frames and figures to log."""
+    (as the codec's I-frames), each later frame predicted from the previous reconstruction with
+    motion estimated against the previous source frame (as the encoder does). Returns the mean RD loss over the P-frames and figures to log."""
     q_intra = torch.tensor([image_model.quality_for_lambda(model.residual.lambda_at(v)) for v in q.tolist()],
                            device=q.device)
     with torch.no_grad():
         ref_hat = image_model(frames[0], q_intra, amp=amp).x_hat.clamp(0, 1)
     pixels = frames[0].shape[2] * frames[0].shape[3]
     losses, mses, bpps, motion = [], [], [], []
-    for cur in frames[1:]:
-        res = model(cur, ref_hat, q, amp=amp)
+    for prev, cur in zip(frames, frames[1:]):
+        res = model(cur, ref_hat, q, amp=amp, flow_ref=prev)  # motion estimated on the source, as the encoder does
         mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
         bpp = (res.bits_motion + res.bits_residual) / pixels
         loss = (res.lmbda * 255.0**2 * mse + bpp).mean()

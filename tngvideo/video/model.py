@@ -176,9 +176,12 @@ class PFrameModel(nn.Module):
         """The encoder's flow from x to ref (backward warping), by the configured estimator."""
         return dis_flow(x, ref) if self.config.flow_estimator == "dis" else self.flow(x, ref)
 
-    def forward(self, x: torch.Tensor, ref: torch.Tensor, quality: torch.Tensor, *, amp: bool = False) -> PFrameResult:
-        """Training pass for one P-frame predicted from `ref` (the previous decoded frame)."""
-        flow = self.estimate_flow(x, ref).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+    def forward(self, x: torch.Tensor, ref: torch.Tensor, quality: torch.Tensor, *, amp: bool = False,
+                flow_ref: torch.Tensor | None = None) -> PFrameResult:
+        """Training pass for one P-frame predicted from `ref` (the previous decoded frame), with
+        motion estimated against `flow_ref` (the previous source frame, as the encoder does;
+        default `ref`)."""
+        flow = self.estimate_flow(x, ref if flow_ref is None else flow_ref).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)

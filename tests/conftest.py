@@ -117,3 +117,23 @@ def code_at_thread_counts(weights, img: np.ndarray, quality: float) -> list[tupl
     finally:
         torch.set_num_threads(old)
     return out
+
+
+def motion_pframes(tiny_weights, *, mode_decision: bool):
+    """The tiny image codec and a P-frame coder with a small untrained motion model whose flow
+    network produces some motion."""
+    from tngvideo.image.codec import ImageCodec
+    from tngvideo.image.latent_codec import LatentCodec
+    from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
+    from tngvideo.video.codec import PFrameCoder
+    from tngvideo.video.model import FlowNet, MotionCompensation
+    from tngvideo.image.weights import build_tables, load_weights
+
+    torch.manual_seed(0)
+    image = ImageCodec(load_weights(tiny_weights))
+    motion = HyperpriorAutoencoder(ModelConfig(channels=8, latent_channels=12), in_channels=2, out_channels=2).eval()
+    flow_net = FlowNet(levels=2, width=8).eval()
+    torch.nn.init.normal_(flow_net.nets[0][-1].weight, std=0.05)  # make it produce some motion
+    pframes = PFrameCoder(residual=image.latents, motion=LatentCodec(motion, build_tables(motion)),
+                          flow_net=flow_net, mc=MotionCompensation(width=8).eval(), mode_decision=mode_decision)
+    return image, pframes

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_clip, natural_image
+from conftest import make_clip, motion_pframes, natural_image
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
@@ -210,25 +210,9 @@ def test_odd_sizes_and_image_sequences_round_trip(tmp_path, tiny_video):
     assert len(out) == 4 and all(f.rgb.shape == (31, 47, 3) for f in out)
 
 
-def _motion_pframes(tiny_weights, *, mode_decision: bool):
-    from tngvideo.image.codec import ImageCodec
-    from tngvideo.image.latent_codec import LatentCodec
-    from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
-    from tngvideo.image.weights import build_tables, load_weights
-
-    torch.manual_seed(0)
-    image = ImageCodec(load_weights(tiny_weights))
-    motion = HyperpriorAutoencoder(ModelConfig(channels=8, latent_channels=12), in_channels=2, out_channels=2).eval()
-    flow_net = FlowNet(levels=2, width=8).eval()
-    torch.nn.init.normal_(flow_net.nets[0][-1].weight, std=0.05)  # make it produce some motion
-    pframes = PFrameCoder(residual=image.latents, motion=LatentCodec(motion, build_tables(motion)),
-                          flow_net=flow_net, mc=MotionCompensation(width=8).eval(), mode_decision=mode_decision)
-    return image, pframes
-
-
 def test_motion_path_closed_loop(tiny_weights):
     """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
-    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
+    image, pframes = motion_pframes(tiny_weights, mode_decision=False)
     enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4, adaptive_intra=False)
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for i in range(3):
@@ -243,7 +227,7 @@ def test_motion_path_closed_loop(tiny_weights):
 def test_mode_decision_keeps_the_cheaper_mode_and_decodes(tiny_weights, quality):
     """With mode decision the encoder codes each P-frame with and without motion and keeps the
     lower rate-distortion cost; the decoder follows whichever it chose."""
-    image, pframes = _motion_pframes(tiny_weights, mode_decision=True)
+    image, pframes = motion_pframes(tiny_weights, mode_decision=True)
     forced = PFrameCoder(residual=pframes.residual, motion=pframes.motion, flow_net=pframes.flow_net,
                          mc=pframes.mc, mode_decision=False)
     plain = PFrameCoder(residual=pframes.residual)
@@ -388,7 +372,7 @@ def test_unusable_motion_falls_back_to_no_motion_and_decodes(tiny_weights, bad):
     """A flow estimate with NaNs or far too large, or a motion coder whose decoded flow diverges,
     never crashes the encoder nor reaches the stream: the P-frame is coded without motion (or
     with the clipped flow) and decodes bit-exactly."""
-    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
+    image, pframes = motion_pframes(tiny_weights, mode_decision=False)
     if bad == "diverging coder":
         class Diverging(PFrameCoder):
             def _code(self, codec, x, quality, **kw):
@@ -411,7 +395,7 @@ def test_unusable_motion_falls_back_to_no_motion_and_decodes(tiny_weights, bad):
 def test_motion_is_estimated_against_the_previous_source_frame(tiny_weights):
     """The encoder estimates flow from the frame to the previous *source* frame (cleaner than the
     decoded reference), predicts from the decoded reference, and the stream still decodes."""
-    image, pframes = _motion_pframes(tiny_weights, mode_decision=False)
+    image, pframes = motion_pframes(tiny_weights, mode_decision=False)
     seen = []
     net = pframes.flow_net
 

@@ -4,16 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import make_clip, natural_image
-from tngvideo.image.codec import ImageCodec
+from conftest import make_clip, motion_pframes, natural_image
 from tngvideo.image.latent_codec import LatentCodec
-from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
-from tngvideo.image.weights import build_tables, load_weights
+from tngvideo.image.model import ModelConfig
+from tngvideo.image.weights import build_tables
 from tngvideo.train.entropy_fit import EntropyFitConfig, eval_bpp, fit_entropy_model
 from tngvideo.train.video_data import read_clips
 from tngvideo.train.video_latents import pframe_latents
-from tngvideo.video.codec import PFrameCoder, VideoEncoder
-from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, VideoModelConfig, with_video_context
+from tngvideo.video.codec import VideoEncoder
+from tngvideo.video.model import PFrameModel, VideoModelConfig, with_video_context
 
 SMALL = ModelConfig(channels=8, latent_channels=12)
 
@@ -43,14 +42,7 @@ def test_added_video_context_codes_as_the_plain_coders():
 
 @pytest.fixture(scope="module")
 def motion_coders(tiny_weights):
-    torch.manual_seed(0)
-    image = ImageCodec(load_weights(tiny_weights))
-    motion = HyperpriorAutoencoder(SMALL, in_channels=2, out_channels=2).eval()
-    flow_net = FlowNet(levels=2, width=8).eval()
-    torch.nn.init.normal_(flow_net.nets[0][-1].weight, std=0.05)  # make it produce some motion
-    pframes = PFrameCoder(residual=image.latents, motion=LatentCodec(motion, build_tables(motion)),
-                          flow_net=flow_net, mc=MotionCompensation(width=8).eval(), mode_decision=False)
-    return image, pframes
+    return motion_pframes(tiny_weights, mode_decision=False)
 
 
 def test_captured_latents_are_the_ones_the_encoder_codes(motion_coders):

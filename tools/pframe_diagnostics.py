@@ -49,8 +49,8 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
     for i, rgb in enumerate(frames[1:], 1):
         x = frame_tensor(rgb, codecs.image.device)
         motion, residual, x_hat = forced.encode(x, ref, quality, hw=(h, w), flow_ref=source)
-        warped = backward_warp(ref, forced.decoded_flow(motion, ref, quality))
-        mc = forced.mc(ref, forced.decoded_flow(motion, ref, quality))
+        flow_hat = forced.decoded_flow(motion, ref, quality)
+        warped, mc = backward_warp(ref, flow_hat), forced.mc(ref, flow_hat)
         offset = (mc - warped)[..., :h, :w].mean(dim=(0, 2, 3), keepdim=True)
         rows.append({
             "frame": i, "quality": quality,

@@ -36,8 +36,23 @@ def test_packet_round_trip_and_rejection():
         bad[k] ^= 4
         with pytest.raises(BitstreamError):
             unpack_packet(bytes(bad))
-    # varint header: this P-frame's header and checksum take 20 bytes (fixed-width version 1: 39)
-    assert p.header_bytes == len(data) - 8 == 20
+    # varint header: this P-frame's header and checksum take 22 bytes (fixed-width version 1: 39)
+    assert p.header_bytes == len(data) - 8 == 22
+
+
+def test_motion_quality_travels_in_p_frame_packets_and_version_2_is_still_read():
+    units = (CodedUnit(b"m", b"mm", 5), CodedUnit(b"abc", b"defgh", 99))
+    p = FramePacket(FrameType.P, 3.25, 17, units, motion_quality=5.25)
+    assert unpack_packet(pack_packet(p)) == p and unpack_packet(pack_packet(p)).motion_q == 5.25
+    assert unpack_packet(pack_packet(FramePacket(FrameType.P, 3.25, 17, units))).motion_q == 3.25
+    with pytest.raises(ValueError, match="motion quality"):
+        pack_packet(FramePacket(FrameType.I, 3.25, 0, units[:1], motion_quality=5.0))
+    # version 2: the same header without the motion quality; the motion is at the frame's quality
+    head = bytes([2 << 4 | 1, 0xC5, 0x02, 17])  # P, quality 325, index 17
+    head += b"".join(bytes([len(u.hyper), len(u.latent)]) + struct.pack("<I", u.symbols_crc) for u in units)
+    body = head + b"".join(u.hyper + u.latent for u in units)
+    v2 = unpack_packet(body + struct.pack("<I", zlib.crc32(body)))
+    assert v2 == FramePacket(FrameType.P, 3.25, 17, units) and v2.motion_q == 3.25
 
 
 def test_version_1_packets_are_still_read():
@@ -234,13 +249,47 @@ def test_mode_decision_keeps_the_cheaper_mode_and_decodes(tiny_weights, quality)
     x = frame_tensor(make_frame(1), image.device)
     ref = frame_tensor(make_frame(0), image.device)
 
-    def cost(coder):
-        m, r, x_hat = coder.encode(x, ref, quality)
-        return pframes.rd_cost(x, x_hat, m.payload_bits + r.payload_bits, quality), (m, r, x_hat)
+    def cost(coder, offsets=(0.0,)):
+        f = coder.encode(x, ref, quality, motion_offsets=offsets)
+        return pframes.rd_cost(x, f.x_hat, f.motion.payload_bits + f.residual.payload_bits, quality), f
 
-    chosen, (m, r, x_hat) = cost(pframes)
+    chosen, f = cost(pframes)
     assert chosen == min(cost(forced)[0], cost(plain)[0])
-    assert torch.equal(on_grid(pframes.decode(m, r, ref, quality)), on_grid(x_hat))
+    assert torch.equal(on_grid(pframes.decode(f.motion, f.residual, ref, quality)), on_grid(f.x_hat))
+    # several motion qualities: the cheapest of them is kept, and decodes at the quality it says
+    offsets = (0.0, -3.0, 2.5)
+    chosen, f = cost(forced, offsets)
+    singles = [cost(forced, (d,))[0] for d in offsets]
+    assert chosen == min(singles)
+    assert f.motion_quality == forced.motion_qualities(quality, offsets)[singles.index(chosen)]
+    decoded = pframes.decode(f.motion, f.residual, ref, quality, f.motion_quality)
+    assert torch.equal(on_grid(decoded), on_grid(f.x_hat))
+
+
+def test_motion_qualities_stay_in_range_on_the_packet_grid(tiny_weights):
+    _, pframes = motion_pframes(tiny_weights, mode_decision=True)
+    lo, hi = pframes.quality_range
+    assert pframes.motion_qualities(hi - 0.5, (0.0, 2.0, 3.0)) == [hi - 0.5, hi]
+    assert pframes.motion_qualities(lo, (0.0, -1.0, 0.123)) == [lo, round((lo + 0.123) * 100) / 100]
+
+
+def test_sequences_with_other_motion_qualities_decode_and_bad_ones_are_refused(tiny_weights):
+    """An encoder that tries several motion qualities writes the one it kept into each packet;
+    the decoder follows it, and refuses a motion quality outside the model's range."""
+    image, pframes = motion_pframes(tiny_weights, mode_decision=False)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=8, adaptive_intra=False,
+                       motion_offsets=(3.0,))
+    dec = VideoDecoder(image, pframes, width=50, height=30)
+    packets = []
+    for i in range(3):
+        out = enc.encode(make_frame(i))
+        p, rgb = dec.decode(out.packet)
+        assert np.array_equal(rgb, out.reconstruction)
+        packets.append(p)
+    assert [p.motion_q for p in packets[1:]] == [7.0, 7.0]
+    bad = FramePacket(FrameType.P, 4.0, 3, packets[2].units, motion_quality=pframes.quality_range[1] + 1)
+    with pytest.raises(DecodeError, match="motion quality"):
+        dec.decode(pack_packet(bad))
 
 
 def test_shipped_motion_model_codes_a_panning_shot_cheaper_than_intra():
@@ -385,11 +434,11 @@ def test_unusable_motion_falls_back_to_no_motion_and_decodes(tiny_weights, bad):
         pframes.flow_net = lambda x, ref: torch.full_like(x[:, :2], value)
     x = frame_tensor(make_frame(1), image.device)
     ref = frame_tensor(make_frame(0), image.device)
-    m, r, x_hat = pframes.encode(x, ref, 5.0)
-    assert torch.isfinite(x_hat).all()
+    f = pframes.encode(x, ref, 5.0)
+    assert torch.isfinite(f.x_hat).all()
     if bad == "diverging coder":
-        assert m.latent == b"" and m.hyper == b""
-    assert torch.equal(on_grid(pframes.decode(m, r, ref, 5.0)), on_grid(x_hat))
+        assert f.motion.latent == b"" and f.motion.hyper == b""
+    assert torch.equal(on_grid(pframes.decode(f.motion, f.residual, ref, 5.0, f.motion_quality)), on_grid(f.x_hat))
 
 
 def test_motion_is_estimated_against_the_previous_source_frame(tiny_weights):

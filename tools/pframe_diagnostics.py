@@ -4,7 +4,7 @@
     python tools/pframe_diagnostics.py                       # dev clips, 9 frames, qualities 1 4 8
     python tools/pframe_diagnostics.py clip.mp4 --frames 17 --qualities 2 6
 
-Codes each clip in closed loop (an I-frame, then P-frames with motion always coded) and, per
+Codes each clip in closed loop (an I-frame, then P-frames with motion always coded, at the frame's quality) and, per
 P-frame, reports the motion and residual bytes (hyper-latent / latent), and the PSNR-RGB of
 three predictions: the reference itself (zero motion), the reference warped with the decoded
 flow, and the motion-compensation network's output; also the network's mean offset from the
@@ -48,7 +48,8 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
     ref, source, rows = on_grid(x_hat), x0, []
     for i, rgb in enumerate(frames[1:], 1):
         x = frame_tensor(rgb, codecs.image.device)
-        motion, residual, x_hat = forced.encode(x, ref, quality, hw=(h, w), flow_ref=source)
+        f = forced.encode(x, ref, quality, hw=(h, w), flow_ref=source, motion_offsets=(0.0,))
+        motion, residual, x_hat = f.motion, f.residual, f.x_hat
         flow_hat = forced.decoded_flow(motion, ref, quality)
         warped, mc = backward_warp(ref, flow_hat), forced.mc(ref, flow_hat)
         offset = (mc - warped)[..., :h, :w].mean(dim=(0, 2, 3), keepdim=True)

@@ -5,13 +5,15 @@ A frame is made of coded units, each one latent with its hyper-latent: an I-fram
 (the image latent), a P-frame two (motion, then residual; an empty motion unit means the
 frame is predicted from the reference without motion).
 
-Version 2, a varint header: 20-25 bytes on a P-frame where version 1 took 39.
+Version 3, a varint header: 22-27 bytes on a P-frame where version 1 took 39.
 Varints are unsigned LEB128, fixed-size integers little-endian:
 
     size  field
-    1     packet format version (2) in the high nibble, frame type in the low nibble:
+    1     packet format version (3) in the high nibble, frame type in the low nibble:
           0 = I (intra), 1 = P (predicted from the previous decoded frame)
     var   quality * 100
+    var   P-frames only: the quality the motion unit is coded at * 100 (the encoder may code
+          the flow finer or coarser than the residual)
     var   frame index in the sequence
     per unit (1 for I, 2 for P):
       var   hyper-latent length
@@ -20,7 +22,8 @@ Varints are unsigned LEB128, fixed-size integers little-endian:
     ...   per unit: hyper-latent bytes, latent bytes
     4     CRC-32 of everything before it
 
-Version 1 packets (fixed-width header: magic b"TV", version 1, type, u16 quality * 100,
+Version 2 packets (the same without the motion quality: motion at the frame's quality) and
+version 1 packets (fixed-width header: magic b"TV", version 1, type, u16 quality * 100,
 u32 index, u8 unit count, u32 lengths and CRCs) are still read.
 """
 
@@ -33,7 +36,8 @@ from dataclasses import dataclass
 
 from tngvideo.bitstream.errors import BitstreamError
 
-VERSION = 2
+VERSION = 3
+READ_VERSIONS = (2, 3)
 UNITS = {0: 1, 1: 2}  # frame type -> number of coded units
 MAX_VARINT_BYTES = 5  # every field fits in 32 bits
 _V1_HEAD = struct.Struct("<2sBBHIB")
@@ -63,6 +67,12 @@ class FramePacket:
     quality: float
     index: int
     units: tuple[CodedUnit, ...]
+    motion_quality: float | None = None  # P-frames: the motion unit's quality; None = `quality`
+
+    @property
+    def motion_q(self) -> float:
+        """The quality the motion unit is decoded at."""
+        return self.quality if self.motion_quality is None else self.motion_quality
 
     @property
     def header_bytes(self) -> int:
@@ -94,7 +104,10 @@ def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
 
 
 def _header(p: FramePacket) -> bytes:
-    head = bytes([VERSION << 4 | int(p.frame_type)]) + _varint(int(round(p.quality * 100))) + _varint(p.index)
+    head = bytes([VERSION << 4 | int(p.frame_type)]) + _varint(int(round(p.quality * 100)))
+    if p.frame_type == FrameType.P:
+        head += _varint(int(round(p.motion_q * 100)))
+    head += _varint(p.index)
     for u in p.units:
         head += _varint(len(u.hyper)) + _varint(len(u.latent)) + _U32.pack(u.symbols_crc)
     return head
@@ -103,6 +116,8 @@ def _header(p: FramePacket) -> bytes:
 def pack_packet(p: FramePacket) -> bytes:
     if len(p.units) != UNITS[int(p.frame_type)]:
         raise ValueError("wrong number of coded units for the frame type")
+    if p.motion_quality is not None and p.frame_type != FrameType.P:
+        raise ValueError("only a P-frame has a motion quality")
     body = _header(p) + b"".join(u.hyper + u.latent for u in p.units)
     return body + _U32.pack(zlib.crc32(body))
 
@@ -113,13 +128,16 @@ def unpack_packet(data: bytes) -> FramePacket:
     if data[:3] == b"TV\x01":
         return _unpack_v1(data)
     version, ftype = data[0] >> 4, data[0] & 0x0F
-    if version != VERSION:
-        raise BitstreamError(f"not a tngvideo frame packet, or an unsupported version ({version}; this build reads 1 and 2)")
+    if version not in READ_VERSIONS:
+        raise BitstreamError(f"not a tngvideo frame packet, or an unsupported version ({version}; this build reads 1 to 3)")
     _check_crc(data)
     end = len(data) - 4
     if ftype not in UNITS:
         raise BitstreamError("corrupt frame packet (frame type)")
     q, pos = read_varint(data, 1, end)
+    mq = q
+    if version >= 3 and ftype == FrameType.P:
+        mq, pos = read_varint(data, pos, end)
     index, pos = read_varint(data, pos, end)
     table = []
     for _ in range(UNITS[ftype]):
@@ -129,7 +147,7 @@ def unpack_packet(data: bytes) -> FramePacket:
             raise BitstreamError("truncated frame packet")
         table.append((n_hyper, n_latent, _U32.unpack_from(data, pos)[0]))
         pos += 4
-    return _units(data, pos, table, ftype, q, index)
+    return _units(data, pos, table, ftype, q, index, mq)
 
 
 def _check_crc(data: bytes) -> None:
@@ -137,7 +155,8 @@ def _check_crc(data: bytes) -> None:
         raise BitstreamError("corrupt frame packet (checksum mismatch)")
 
 
-def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int, q: int, index: int) -> FramePacket:
+def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int, q: int, index: int,
+           mq: int | None = None) -> FramePacket:
     if pos + sum(a + b for a, b, _ in table) + 4 != len(data):
         raise BitstreamError(f"corrupt frame packet {index} (sub-stream lengths do not match its size)")
     units = []
@@ -146,7 +165,8 @@ def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int,
         latent = bytes(data[pos + n_hyper : pos + n_hyper + n_latent])
         pos += n_hyper + n_latent
         units.append(CodedUnit(hyper, latent, sym_crc))
-    return FramePacket(FrameType(ftype), q / 100.0, index, tuple(units))
+    motion_quality = None if mq is None or mq == q else mq / 100.0
+    return FramePacket(FrameType(ftype), q / 100.0, index, tuple(units), motion_quality)
 
 
 def _unpack_v1(data: bytes) -> FramePacket:

@@ -62,11 +62,12 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                 if ref is None or i % gop == 0:
                     _, x_hat = image.encode_tensor(x, pframes.intra_quality(image, q), hw=(h, w))
                 else:
-                    motion_streams, _, x_hat = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
-                    pred = pframes.prediction(motion_streams, ref, q)
+                    f = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
+                    x_hat = f.x_hat
+                    pred = pframes.prediction(f.motion, ref, f.motion_quality)
                     out["residual"].add(residual.g_a(x - pred + RESIDUAL_OFFSET), q)
-                    if is_coded(motion_streams):
-                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), q)
+                    if is_coded(f.motion):
+                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), f.motion_quality)
                 ref, source = on_grid(x_hat), x
                 bar.update(1)
     bar.close()

@@ -29,6 +29,9 @@ def test_per_frame_bytes_add_up_to_the_file_payloads(clip):
     assert [row.bytes for row in a.rows] == packets
     assert all(r.bits_intra + r.bits_motion + r.bits_residual + r.bits_header == 8 * r.bytes for r in a.rows)
     assert [r.type for r in a.rows] == ["I", "P", "I", "P"]
+    # the motion quality is reported where motion is coded: the frame's quality or the +2 the encoder tries
+    assert all((r.motion_quality is None) == (r.bits_motion == 0) for r in a.rows)
+    assert {r.motion_quality for r in a.rows} <= {None, 3.0, 5.0}
 
 
 def test_metrics_agree_with_an_independent_computation(clip):

@@ -56,6 +56,7 @@ class FrameRow:
     actual_bits: int | None
     encode_ms: float | None
     decode_ms: float | None
+    motion_quality: float | None = None  # tngvideo P-frames with coded motion: the quality it is coded at
 
 
 @dataclass
@@ -135,6 +136,7 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
                 len(pk.data) * 8 / (h.width * h.height), ps, py, ss,
                 est[n] if est else None, sum(unit_bits) if est else None,
                 enc_ms[n] if enc_ms else None, dt * 1000,
+                p.motion_q if p.frame_type == 1 and not p.units[0].empty else None,
             ))
             if progress:
                 progress(1)

@@ -51,7 +51,7 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
         f = forced.encode(x, ref, quality, hw=(h, w), flow_ref=source, motion_offsets=(0.0,))
         motion, residual, x_hat = f.motion, f.residual, f.x_hat
         flow_hat = forced.decoded_flow(motion, ref, quality)
-        warped, mc = backward_warp(ref, flow_hat), forced.mc(ref, flow_hat)
+        warped, mc = backward_warp(ref, flow_hat), f.prediction
         offset = (mc - warped)[..., :h, :w].mean(dim=(0, 2, 3), keepdim=True)
         rows.append({
             "frame": i, "quality": quality,

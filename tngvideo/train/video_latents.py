@@ -64,8 +64,7 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                 else:
                     f = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
                     x_hat = f.x_hat
-                    pred = pframes.prediction(f.motion, ref, f.motion_quality)
-                    out["residual"].add(residual.g_a(x - pred + RESIDUAL_OFFSET), q)
+                    out["residual"].add(residual.g_a(x - f.prediction + RESIDUAL_OFFSET), q)
                     if is_coded(f.motion):
                         out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), f.motion_quality)
                 ref, source = on_grid(x_hat), x

@@ -32,7 +32,7 @@ from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.search import encode_latents
-from tngvideo.video.model import MAX_CODED_FLOW, RESIDUAL_OFFSET, MotionCompensation
+from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, codable_flow
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
 EMPTY = LatentStreams(b"", b"", 0, 0.0)
@@ -58,12 +58,13 @@ class EncodedFrame:
 
 @dataclass(frozen=True)
 class InterFrame:
-    """A coded P-frame: its motion and residual streams, the reconstruction and the quality the
-    motion is coded at."""
+    """A coded P-frame: its motion and residual streams, the reconstruction, the quality the
+    motion is coded at and the prediction the residual was coded against."""
     motion: LatentStreams
     residual: LatentStreams
     x_hat: torch.Tensor
     motion_quality: float
+    prediction: torch.Tensor  # what the decoder predicts from the reference and the motion streams
 
 
 def is_coded(streams: LatentStreams) -> bool:
@@ -136,8 +137,8 @@ class PFrameCoder:
 
     @torch.no_grad()
     def coded_flow_input(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """What the motion coder codes: the estimated flow, NaNs zeroed, clipped to MAX_CODED_FLOW."""
-        return torch.nan_to_num(self.flow_net(x, ref), nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+        """What the motion coder codes: the estimated flow, made codable (`codable_flow`)."""
+        return codable_flow(self.flow_net(x, ref))
 
     def motion_qualities(self, quality: float, offsets: tuple[float, ...]) -> list[float]:
         """The motion qualities tried for a frame at `quality`: quality + each offset, held to the
@@ -166,9 +167,9 @@ class PFrameCoder:
         to code than the flow to the decoded reference); default the reference."""
         if self.motion is None:
             res_streams, x_hat = self._code_prediction(x, ref, quality, search_steps=search_steps, hw=hw)
-            return InterFrame(EMPTY, res_streams, x_hat, quality)
+            return InterFrame(EMPTY, res_streams, x_hat, quality, ref)
         flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref)
-        best: tuple[InterFrame, torch.Tensor] | None = None
+        best: InterFrame | None = None
         best_cost = math.inf
         for mq in self.motion_qualities(quality, motion_offsets):
             motion_streams, flow_hat = self._code(self.motion, flow, mq)
@@ -180,16 +181,15 @@ class PFrameCoder:
             res_streams, x_hat = self._code_prediction(x, pred, quality)
             cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality)
             if cost < best_cost:
-                best, best_cost = (InterFrame(motion_streams, res_streams, x_hat, mq), pred), cost
+                best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred), cost
         if best is None or self.mode_decision:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality) <= best_cost:
-                best = (InterFrame(EMPTY, res_streams, x_hat, quality), ref)
-        frame, pred = best
+                best = InterFrame(EMPTY, res_streams, x_hat, quality, ref)
         if search_steps > 0:
-            res_streams, x_hat = self._code_prediction(x, pred, quality, search_steps=search_steps, hw=hw)
-            frame = replace(frame, residual=res_streams, x_hat=x_hat)
-        return frame
+            res_streams, x_hat = self._code_prediction(x, best.prediction, quality, search_steps=search_steps, hw=hw)
+            best = replace(best, residual=res_streams, x_hat=x_hat)
+        return best
 
     @torch.no_grad()
     def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:

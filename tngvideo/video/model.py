@@ -32,6 +32,11 @@ RESIDUAL_OFFSET = 0.5
 # beyond it (tng-video-5 turns a uniform 64-pixel flow into 1,600). Faster motion is coded
 # without motion, or intra.
 MAX_CODED_FLOW = 32.0
+
+
+def codable_flow(flow: torch.Tensor) -> torch.Tensor:
+    """What the motion coder codes of an estimated flow: NaNs zeroed, clipped to MAX_CODED_FLOW."""
+    return torch.nan_to_num(flow, nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
 # Initial log-gain offset of the motion coder: an untrained motion coder quantizes flow (pixels)
 # with a step about 7x coarser than an image coder quantizes intensities. Starting at the image
 # coder's gains, motion took 0.5 bpp (11 kB for a 640x272 frame) after 658 joint steps.
@@ -181,7 +186,7 @@ class PFrameModel(nn.Module):
         """Training pass for one P-frame predicted from `ref` (the previous decoded frame), with
         motion estimated against `flow_ref` (the previous source frame, as the encoder does;
         default `ref`)."""
-        flow = self.estimate_flow(x, ref if flow_ref is None else flow_ref).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+        flow = codable_flow(self.estimate_flow(x, ref if flow_ref is None else flow_ref))
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)

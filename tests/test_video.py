@@ -12,7 +12,9 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
-from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder, on_grid, frame_tensor
+from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
+from tngvideo.video.codec import (PRESETS, PFrameCoder, Preset, VideoDecoder, VideoEncoder, frame_tensor, is_coded,
+                                  on_grid)
 from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, local_correlation
 from tngvideo.video.registry import VideoCodecs
 from tngvideo.video.warp import backward_warp
@@ -278,7 +280,7 @@ def test_sequences_with_other_motion_qualities_decode_and_bad_ones_are_refused(t
     the decoder follows it, and refuses a motion quality outside the model's range."""
     image, pframes = motion_pframes(tiny_weights, mode_decision=False)
     enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=8, adaptive_intra=False,
-                       motion_offsets=(3.0,))
+                       preset=Preset(motion_offsets=(3.0,)))
     dec = VideoDecoder(image, pframes, width=50, height=30)
     packets = []
     for i in range(3):
@@ -290,6 +292,59 @@ def test_sequences_with_other_motion_qualities_decode_and_bad_ones_are_refused(t
     bad = FramePacket(FrameType.P, 4.0, 3, packets[2].units, motion_quality=pframes.quality_range[1] + 1)
     with pytest.raises(DecodeError, match="motion quality"):
         dec.decode(pack_packet(bad))
+
+
+def _record_modes(pframes, monkeypatch) -> list[dict]:
+    """Each P-frame's encode call: the modes it was asked to try, and the mode it kept."""
+    calls, encode = [], pframes.encode
+
+    def spy(*args, **kw):
+        f = encode(*args, **kw)
+        calls.append({"offsets": tuple(kw.get("motion_offsets", ())), "zero": kw.get("zero_motion"),
+                      "kept": f.motion_quality if is_coded(f.motion) else None})
+        return f
+    monkeypatch.setattr(pframes, "encode", spy)
+    return calls
+
+
+def test_preset_probes_every_mode_periodically_and_keeps_the_winner_between(tiny_weights, monkeypatch):
+    """Every probe_period-th P-frame after an I-frame tries all the preset's modes; the frames
+    between code only the mode the last probe kept (no motion included), and all decode exactly."""
+    image, pframes = motion_pframes(tiny_weights, mode_decision=True)
+    calls = _record_modes(pframes, monkeypatch)
+    preset = Preset(motion_offsets=(0.0, 3.0), probe_period=3)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=5, adaptive_intra=False, preset=preset)
+    dec = VideoDecoder(image, pframes, width=50, height=30)
+    for i in range(9):
+        out = enc.encode(make_frame(i))
+        assert np.array_equal(dec.decode(out.packet)[1], out.reconstruction)
+    # frames 1-4 and 6-8 are P-frames; the probes are the 1st and 4th after each I-frame
+    probes = [0, 3, 4]
+    assert len(calls) == 7
+    for k, c in enumerate(calls):
+        if k in probes:
+            assert c["offsets"] == preset.motion_offsets and c["zero"] is None
+            winner = c["kept"]
+        elif winner is None:
+            assert c["offsets"] == () and c["kept"] is None
+        else:
+            assert c["zero"] is False and pframes.motion_qualities(4.0, c["offsets"]) == [winner]
+            assert c["kept"] == winner
+
+
+def test_slow_preset_tries_every_mode_on_every_frame_and_presets_are_checked(tiny_weights, monkeypatch):
+    image, pframes = motion_pframes(tiny_weights, mode_decision=True)
+    calls = _record_modes(pframes, monkeypatch)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=2.0, gop=8, adaptive_intra=False, preset="slow")
+    for i in range(4):
+        enc.encode(make_frame(i))
+    assert [c["offsets"] for c in calls] == [PRESETS["slow"].motion_offsets] * 3
+    assert tuple(PRESETS) == PRESET_NAMES and DEFAULT_PRESET in PRESETS
+    with pytest.raises(ValueError, match="unknown preset"):
+        VideoEncoder(image, pframes, width=50, height=30, quality=2.0, gop=8, preset="turbo")
+    for bad in ({"probe_period": 0}, {"motion_offsets": ()}):
+        with pytest.raises(ValueError):
+            Preset(**bad)
 
 
 def test_shipped_motion_model_codes_a_panning_shot_cheaper_than_intra():

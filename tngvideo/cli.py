@@ -118,7 +118,7 @@ def cmd_encode(args) -> int:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
                         ray_address=args.ray_address, search_steps=args.search,
-                        adaptive_intra=not args.fixed_gop)
+                        adaptive_intra=not args.fixed_gop, preset=args.preset)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -248,7 +248,7 @@ def cmd_analyze(args) -> int:
     qualities = [] if is_tngv else args.quality
     with _progress(args, None, "analyze") as bar:
         a = analyze(reference, qualities=qualities, gop=args.gop, compare=compare, max_frames=args.frames,
-                    model=args.model, tngv=src if is_tngv else None, progress=bar.update)
+                    model=args.model, tngv=src if is_tngv else None, progress=bar.update, preset=args.preset)
     write_outputs(a, out_dir)
     for s in a.summaries:
         print(f"{s.codec:>9} {s.setting:6g}: {s.frames} frames, {s.kbps:9.1f} kbps, {s.bpp:.4f} bpp, "
@@ -376,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     def add(group, name, **kw):  # every sub-command also takes -q and --threads
         return group.add_parser(name, parents=[common], **kw)
 
-    from tngvideo.video import DEFAULT_GOP
+    from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES
 
     ve = add(sub, "encode", help="video (anything FFmpeg reads) -> .tngv")
     ve.add_argument("input")
@@ -390,6 +390,9 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--fixed-gop", action="store_true",
                     help="I-frames only every --gop frames; by default a frame is also coded intra where "
                          "that costs less (scene cuts); the decision codes each P-frame intra as well, a slower encode")
+    preset_help = ("encoder speed against bytes: how often each P-frame tries every motion mode "
+                   "(fast: one motion quality; medium: all every 4th P-frame; slow: all on every frame)")
+    ve.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     ve.add_argument("--workers", type=int, default=1,
                     help="encode GOP-aligned chunks in parallel on N workers (Ray if installed, else processes)")
     ve.add_argument("--chunks", type=int, default=None, help="number of chunks (default: one per worker)")
@@ -440,6 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--compare", default="", help="peer codecs encoded in the same run: x264,x264-lowdelay,x265,svtav1")
     an.add_argument("--reference", help="the source video when INPUT is a .tngv")
     an.add_argument("--model", default=None)
+    an.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     an.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
     an.set_defaults(func=cmd_analyze)
 

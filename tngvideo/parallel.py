@@ -18,6 +18,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from tngvideo.video import DEFAULT_PRESET
+
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".y4m", ".264", ".h264", ".ts", ".mts"}
 
 
@@ -44,7 +46,8 @@ def _set_threads(threads: int) -> None:
 
 
 def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, model: str | None,
-                 threads: int = 1, search_steps: int = 0, adaptive_intra: bool = True) -> dict:
+                 threads: int = 1, search_steps: int = 0, adaptive_intra: bool = True,
+                 preset: str = DEFAULT_PRESET) -> dict:
     """Encode frames [start, end) of `src` as a chunk of the whole sequence (runs in a worker)."""
     from itertools import islice
 
@@ -59,7 +62,7 @@ def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, mo
     seq = encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
                           frame_rate=info.frame_rate, quality=quality, gop=gop, colour=info.colour,
                           rotation=info.rotation, first_index=start, search_steps=search_steps,
-                          adaptive_intra=adaptive_intra)
+                          adaptive_intra=adaptive_intra, preset=preset)
     return {"start": start, "packets": seq.packets, "stats": seq.stats, "psnr": seq.psnr, "encode_ms": seq.encode_ms}
 
 
@@ -122,7 +125,7 @@ def count_frames(src: str | Path, max_frames: int | None = None) -> int:
 def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | None, max_frames: int | None,
                     workers: int, chunks: int | None = None, ray_address: str | None = None,
                     progress: Callable[[int], None] | None = None, search_steps: int = 0,
-                    adaptive_intra: bool = True):
+                    adaptive_intra: bool = True, preset: str = DEFAULT_PRESET):
     """Encode `src` in GOP-aligned chunks on `workers` workers; returns (EncodedSequence, notes, chunk count)."""
     from tngvideo.media import probe_video
     from tngvideo.video.registry import load_video_codecs
@@ -145,7 +148,8 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
             progress(len(res["packets"]))
 
     calls = [((str(src), a, b), {"quality": quality, "gop": gop, "model": model, "threads": threads,
-                                   "search_steps": search_steps, "adaptive_intra": adaptive_intra}) for a, b in plan]
+                                   "search_steps": search_steps, "adaptive_intra": adaptive_intra,
+                                   "preset": preset}) for a, b in plan]
     engine.map(encode_chunk, calls, done)
     parts = [results[i] for i in range(len(plan))]
     packets = [p for r in parts for p in r["packets"]]

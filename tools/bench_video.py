@@ -33,6 +33,7 @@ from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import batch_inputs  # noqa: E402
 from tngvideo.video import DEFAULT_GOP  # noqa: E402
+from tngvideo.video.codec import DEFAULT_PRESET, PRESETS  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 
@@ -86,6 +87,7 @@ def main() -> int:
     ap.add_argument("--gop", type=int, default=DEFAULT_GOP)
     ap.add_argument("--compare", default=PEERS)
     ap.add_argument("--model", default=None)
+    ap.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="encoder preset")
     ap.add_argument("--out", default=str(ROOT / "results/video_dev.json"))
     args = ap.parse_args()
     clips = batch_inputs(args.clips) if Path(args.clips).is_dir() else []
@@ -98,12 +100,13 @@ def main() -> int:
     with tqdm(desc="bench", unit="frame", file=sys.stderr) as bar:
         for clip in clips:
             a = analyze(clip, qualities=args.qualities, gop=args.gop, compare=compare, max_frames=args.frames,
-                        model=args.model, with_msssim=False, progress=bar.update)
+                        model=args.model, with_msssim=False, progress=bar.update, preset=args.preset)
             analyses.append(a)
             records.append(clip_record(a, args.gop))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
+              "preset": args.preset,
               "qualities": args.qualities, "models": analyses[0].models, "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     plot(analyses, args.frames, out.with_name(out.stem + "_rd.png"))

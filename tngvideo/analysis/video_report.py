@@ -28,7 +28,7 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
-from tngvideo.video.codec import VideoDecoder
+from tngvideo.video.codec import DEFAULT_PRESET, VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 from tngvideo.videofile import encode_sequence
 
@@ -145,8 +145,9 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
 
 def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[str] = (), max_frames: int | None = None,
             model: str | None = None, tngv: str | Path | None = None, with_msssim: bool = True,
-            progress: Callable[[int], None] | None = None) -> Analysis:
-    """Encode `src` at each quality (or, with `tngv`, only decode that file against `src`)."""
+            progress: Callable[[int], None] | None = None, preset: str = DEFAULT_PRESET) -> Analysis:
+    """Encode `src` at each quality with the encoder `preset` (or, with `tngv`, only decode that
+    file against `src`)."""
     info = probe_video(src)
     reference = list(read_video(src, max_frames=max_frames))
     if not reference:
@@ -168,7 +169,8 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
             out.models = codecs.model_ids()
             for q in qualities:
                 seq = encode_sequence(reference, codecs, width=info.width, height=info.height,
-                                      time_base=info.time_base, frame_rate=info.frame_rate, quality=q, gop=gop)
+                                      time_base=info.time_base, frame_rate=info.frame_rate, quality=q, gop=gop,
+                                      preset=preset)
                 enc_ms, est = seq.encode_ms, [st.estimated_bits for st in seq.stats]
                 path = Path(tmp) / f"q{q}.tngv"
                 seq.write(path)

@@ -6,3 +6,6 @@ and the sequence-level VideoEncoder / VideoDecoder."""
 # (bikes / gymbasketball). 16 and 32 tie; 16 seeks twice as fast and recovers sooner.
 # Kept here, free of imports, so that the command line can show it without loading torch.
 DEFAULT_GOP = 16
+# The encoder presets' names (tngvideo.video.codec.PRESETS says what each does), here for the same reason.
+PRESET_NAMES = ("fast", "medium", "slow")
+DEFAULT_PRESET = "medium"

@@ -14,6 +14,11 @@ The motion unit may be coded at another quality than the residual (the packet sa
 encoder tries the frame's quality plus each of `motion_offsets` and keeps the cheapest in
 rate-distortion terms. On the dev clips a finer flow (+2) pays at low rates: with tng-video-6 on
 gymbasketball the sequence's RD cost fell 10% at quality 1-1.5 and 4% at 2.5.
+
+How hard the encoder searches is its `Preset`: the motion qualities it tries and how often. A P-frame
+mode (a motion quality, or no motion) that wins usually goes on winning for the next frames, so
+between probes (every `probe_period`-th P-frame after an I-frame, which tries every mode) only the
+last winner is coded.
 """
 
 from __future__ import annotations
@@ -32,11 +37,41 @@ from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.search import encode_latents
+from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, codable_flow
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
 EMPTY = LatentStreams(b"", b"", 0, 0.0)
 DEFAULT_MOTION_OFFSETS = (0.0, 2.0)  # motion qualities the encoder tries, relative to the frame's
+
+
+@dataclass(frozen=True)
+class Preset:
+    """How hard the encoder searches each P-frame's mode: speed against bytes."""
+    motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS  # motion qualities tried, relative to the frame's
+    probe_period: int = 1  # every Nth P-frame after an I-frame tries every mode; the others only the last winner
+
+    def __post_init__(self):
+        if not self.motion_offsets:
+            raise ValueError("at least one motion quality offset is needed")
+        if self.probe_period < 1:
+            raise ValueError(f"probe period must be >= 1, not {self.probe_period}")
+
+
+PRESETS = {
+    "fast": Preset(motion_offsets=(0.0,), probe_period=8),
+    "medium": Preset(motion_offsets=DEFAULT_MOTION_OFFSETS, probe_period=4),
+    "slow": Preset(motion_offsets=DEFAULT_MOTION_OFFSETS, probe_period=1),
+}
+assert tuple(PRESETS) == PRESET_NAMES
+
+
+def preset_named(preset: "str | Preset") -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r} (choose from {', '.join(PRESETS)})")
+    return PRESETS[preset]
 
 
 @dataclass(frozen=True)
@@ -154,11 +189,12 @@ class PFrameCoder:
     @torch.no_grad()
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
                hw: tuple[int, int] | None = None, flow_ref: torch.Tensor | None = None,
-               motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS) -> InterFrame:
+               motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS,
+               zero_motion: bool | None = None) -> InterFrame:
         """Mode decision: with a motion model, code the frame with motion at each of
-        `motion_qualities(quality, motion_offsets)` and (with `mode_decision`) with the plain
-        reference as prediction (no motion bits), and keep whichever costs least in
-        rate-distortion terms. The decoder follows the choice from the stream (empty motion = no
+        `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
+        `mode_decision`) with the plain reference as prediction (no motion bits), and keep
+        whichever costs least in rate-distortion terms. No motion offsets: no motion. The decoder follows the choice from the stream (empty motion = no
         motion; the packet carries the motion quality).
 
         search_steps > 0: the chosen mode's residual is coded again after a latent search
@@ -182,7 +218,7 @@ class PFrameCoder:
             cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality)
             if cost < best_cost:
                 best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred), cost
-        if best is None or self.mode_decision:
+        if best is None or (self.mode_decision if zero_motion is None else zero_motion):
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality) <= best_cost:
                 best = InterFrame(EMPTY, res_streams, x_hat, quality, ref)
@@ -233,32 +269,29 @@ def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Coded:
-    """One frame coded one way: its streams by unit, the reconstruction, the motion quality
-    (None: the frame's own)."""
+    """One frame coded one way: its streams by unit, the reconstruction and (P-frames) the motion."""
     streams: dict[str, LatentStreams]
     x_hat: torch.Tensor
-    motion_quality: float | None = None
+    motion_quality: float | None = None  # what the packet says
+    mode: float | None = None  # a P-frame's mode: the motion quality used, None = no motion
 
 
 class VideoEncoder:
     def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
                  first_index: int = 0, search_steps: int = 0, adaptive_intra: bool = True,
-                 motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS):
+                 preset: str | Preset = DEFAULT_PRESET):
         """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk).
         `search_steps` > 0 refines every frame's latents by an encoder-side search (slower encode,
         fewer bits; the decoder is unchanged). `adaptive_intra`: between GOP boundaries, a frame is
         also coded intra and sent as an I-frame where that costs less in rate-distortion terms (a
         scene cut, motion the P-frame model cannot follow); the decoder follows the frame type.
-        `motion_offsets`: the motion qualities tried on each P-frame, relative to `quality`
-        (`PFrameCoder.encode`; each one costs a motion and a residual coding pass)."""
+        `preset`: how hard each P-frame's mode is searched (`PRESETS`, or a `Preset`)."""
         if gop < 1:
             raise ValueError("GOP must be at least 1")
         if search_steps < 0:
             raise ValueError(f"search steps must be >= 0, not {search_steps}")
-        if not motion_offsets:
-            raise ValueError("at least one motion quality offset is needed")
         self.search_steps = search_steps
-        self.motion_offsets = tuple(motion_offsets)
+        self.preset = preset_named(preset)
         self.adaptive_intra = adaptive_intra
         if first_index % gop:
             raise ValueError("a chunk must start at a GOP boundary")
@@ -270,17 +303,28 @@ class VideoEncoder:
         self.index = first_index
         self._ref: torch.Tensor | None = None  # the decoded previous frame (what the decoder has)
         self._source: torch.Tensor | None = None  # the previous source frame (motion is estimated on it)
+        self._since_intra = 0  # P-frames since the last I-frame
+        self._winner: float | None = None  # the last probed P-frame mode that won: its motion quality, None = no motion
 
     def _intra(self, x: torch.Tensor, search_steps: int) -> _Coded:
         streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=search_steps,
                                                   hw=(self.height, self.width))
         return _Coded({"intra": streams}, x_hat)
 
+    def _modes(self) -> dict:
+        """The P-frame modes this frame tries: all of the preset's on a probe, else the last winner."""
+        if self._since_intra % self.preset.probe_period == 0:
+            return {"motion_offsets": self.preset.motion_offsets}
+        if self._winner is None:
+            return {"motion_offsets": ()}
+        return {"motion_offsets": (self._winner - self.quality,), "zero_motion": False}
+
     def _inter(self, x: torch.Tensor, search_steps: int) -> _Coded:
         f = self.pframes.encode(x, self._ref, self.quality, search_steps=search_steps, hw=(self.height, self.width),
-                                flow_ref=self._source, motion_offsets=self.motion_offsets)
-        mq = f.motion_quality if is_coded(f.motion) and f.motion_quality != self.quality else None
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, mq)
+                                flow_ref=self._source, **self._modes())
+        moved = is_coded(f.motion)
+        mq = f.motion_quality if moved and f.motion_quality != self.quality else None
+        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, mq, f.motion_quality if moved else None)
 
     def _cost(self, x: torch.Tensor, c: _Coded) -> float:
         return self.pframes.rd_cost(x, c.x_hat, sum(s.payload_bits for s in c.streams.values()), self.quality)
@@ -302,6 +346,12 @@ class VideoEncoder:
         packet = FramePacket(ftype, self.quality, self.index, units, c.motion_quality)
         bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
+        if ftype == FrameType.I:
+            self._since_intra = 0
+        else:
+            if self._since_intra % self.preset.probe_period == 0:
+                self._winner = c.mode
+            self._since_intra += 1
         self._ref = on_grid(x_hat)
         self._source = x
         data = pack_packet(packet)

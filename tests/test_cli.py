@@ -140,3 +140,22 @@ def test_help_answers_without_loading_torch():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert "--gop" in r.stdout and "--quality" in r.stdout
+
+
+@pytest.mark.parametrize("preset", ["fast", "slow"])
+def test_encode_presets_write_files_that_decode(tmp_path, preset):
+    """--preset changes what the encoder searches, not the format: the file decodes to every frame."""
+    from conftest import make_clip
+    from tngvideo.bitstream.container import TngvReader
+    from tngvideo.media import read_video
+
+    make_clip(tmp_path / "in.mkv", pts=list(range(5)), size=(32, 48))
+    out = tmp_path / "a.tngv"
+    assert main(["encode", str(tmp_path / "in.mkv"), "-o", str(out), "-q", "--gop", "4", "--preset", preset]) == 0
+    assert main(["decode", str(out), "-o", str(tmp_path / "out.mkv"), "-q"]) == 0
+    with TngvReader(out) as r:
+        assert r.header.frame_count == 5
+    assert len(list(read_video(tmp_path / "out.mkv"))) == 5
+    with pytest.raises(SystemExit) as exc:
+        main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "b.tngv"), "--preset", "turbo"])
+    assert exc.value.code == 2 and not (tmp_path / "b.tngv").exists()

@@ -141,7 +141,8 @@ def cmd_batch(args) -> int:
         raise CliError(f"{src}: not a folder or a text list of files", EXIT_BAD_DATA) from None
     with _progress(args, total, "batch") as bar:
         entries, notes = run_batch(src, out_dir, quality=args.quality, gop=args.gop, model=args.model,
-                                   workers=args.workers, ray_address=args.ray_address, progress=bar.update)
+                                   workers=args.workers, ray_address=args.ray_address, progress=bar.update,
+                                   preset=args.preset)
     for n in notes:
         _log(args, f"tngvideo: note: {n}")
     counts = {k: sum(e.status == k for e in entries) for k in ("ok", "skipped", "failed")}
@@ -218,7 +219,8 @@ def cmd_segment(args) -> int:
     total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
     with _progress(args, total, "segment") as bar:
         res = segment_video(src, out_dir, ladder, segment_seconds=args.segment_seconds, gop=args.gop,
-                            tolerance=args.tolerance, model=args.model, max_frames=args.frames, progress=bar.update)
+                            tolerance=args.tolerance, model=args.model, max_frames=args.frames, progress=bar.update,
+                            preset=args.preset)
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
     for r in res.renditions:
@@ -406,6 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--quality", type=float, default=4.0)
     ba.add_argument("--gop", type=int, default=DEFAULT_GOP)
     ba.add_argument("--model", default=None)
+    ba.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     ba.add_argument("--workers", type=int, default=1, help="files encoded at once (Ray if installed, else processes)")
     ba.add_argument("--ray-address", default=None, help="use a running Ray cluster")
     ba.set_defaults(func=cmd_batch)
@@ -431,6 +434,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--tolerance", type=float, default=0.05, help="rate control aim, relative to the target")
     sg.add_argument("--frames", type=int, default=None, help="segment only the first N frames")
     sg.add_argument("--model", default=None)
+    sg.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     sg.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
     sg.set_defaults(func=cmd_segment)
 

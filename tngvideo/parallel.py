@@ -195,14 +195,15 @@ def _output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
     return out
 
 
-def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | None, threads: int = 1) -> dict:
+def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | None, threads: int = 1,
+               preset: str = DEFAULT_PRESET) -> dict:
     """One catalog item (runs in a worker); errors come back as a message, not an exception."""
     from tngvideo.videofile import encode_file
 
     _set_threads(threads)
     t0 = time.perf_counter()
     try:
-        s = encode_file(src, dst, quality=quality, gop=gop, model=model)
+        s = encode_file(src, dst, quality=quality, gop=gop, model=model, preset=preset)
     except Exception as exc:  # reported in the manifest; the batch goes on
         return {"status": "failed", "error": f"{exc.__class__.__name__}: {exc}", "seconds": time.perf_counter() - t0}
     return {"status": "ok", "frames": s.frames, "kbps": s.kbps, "psnr": s.mean_psnr, "seconds": time.perf_counter() - t0}
@@ -210,7 +211,8 @@ def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | Non
 
 def run_batch(list_or_dir: str | Path, out_dir: str | Path, *, quality: float, gop: int, model: str | None,
               workers: int, ray_address: str | None = None, use_ray: bool = True,
-              progress: Callable[[int], None] | None = None) -> tuple[list[BatchEntry], list[str]]:
+              progress: Callable[[int], None] | None = None, preset: str = DEFAULT_PRESET
+              ) -> tuple[list[BatchEntry], list[str]]:
     """Encode every input to out_dir/<name>.tngv; append one JSON line per input to
     out_dir/manifest.jsonl. Finished outputs are skipped, so a rerun resumes."""
     out_dir = Path(out_dir)
@@ -225,7 +227,8 @@ def run_batch(list_or_dir: str | Path, out_dir: str | Path, *, quality: float, g
         elif not src.is_file():
             entries[i] = BatchEntry(str(src), str(dst), "failed", error="no such file")
         else:
-            calls.append(((str(src), str(dst)), {"quality": quality, "gop": gop, "model": model, "threads": 1}))
+            calls.append(((str(src), str(dst)), {"quality": quality, "gop": gop, "model": model, "threads": 1,
+                                                   "preset": preset}))
             index.append(i)
     manifest = (out_dir / "manifest.jsonl").open("a")
 

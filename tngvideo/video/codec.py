@@ -194,8 +194,9 @@ class PFrameCoder:
         """Mode decision: with a motion model, code the frame with motion at each of
         `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
         `mode_decision`) with the plain reference as prediction (no motion bits), and keep
-        whichever costs least in rate-distortion terms. No motion offsets: no motion. The decoder follows the choice from the stream (empty motion = no
-        motion; the packet carries the motion quality).
+        whichever costs least in rate-distortion terms (no motion offsets: no motion). The decoder
+        follows the choice from the stream (empty motion = no motion; the packet carries the
+        motion quality).
 
         search_steps > 0: the chosen mode's residual is coded again after a latent search
         (`tngvideo.image.search`) over the region hw (the real frame size). `flow_ref`: the frame
@@ -272,8 +273,7 @@ class _Coded:
     """One frame coded one way: its streams by unit, the reconstruction and (P-frames) the motion."""
     streams: dict[str, LatentStreams]
     x_hat: torch.Tensor
-    motion_quality: float | None = None  # what the packet says
-    mode: float | None = None  # a P-frame's mode: the motion quality used, None = no motion
+    mode: float | None = None  # a P-frame's mode: the quality its motion is coded at, None = no motion
 
 
 class VideoEncoder:
@@ -322,9 +322,8 @@ class VideoEncoder:
     def _inter(self, x: torch.Tensor, search_steps: int) -> _Coded:
         f = self.pframes.encode(x, self._ref, self.quality, search_steps=search_steps, hw=(self.height, self.width),
                                 flow_ref=self._source, **self._modes())
-        moved = is_coded(f.motion)
-        mq = f.motion_quality if moved and f.motion_quality != self.quality else None
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, mq, f.motion_quality if moved else None)
+        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat,
+                      f.motion_quality if is_coded(f.motion) else None)
 
     def _cost(self, x: torch.Tensor, c: _Coded) -> float:
         return self.pframes.rd_cost(x, c.x_hat, sum(s.payload_bits for s in c.streams.values()), self.quality)
@@ -343,7 +342,8 @@ class VideoEncoder:
         coded, x_hat = c.streams, c.x_hat
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
-        packet = FramePacket(ftype, self.quality, self.index, units, c.motion_quality)
+        motion_quality = c.mode if c.mode != self.quality else None  # None: the frame's own (or no motion)
+        packet = FramePacket(ftype, self.quality, self.index, units, motion_quality)
         bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
         if ftype == FrameType.I:

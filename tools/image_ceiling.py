@@ -85,8 +85,8 @@ def main() -> int:
                 "ceiling_psnr_per_image": [round(v, 3) for v in r["ceiling"]]} for q, r in rows.items()]
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    record = {"model": f"{codec.name}:{codec.weights_hash.hex()[:16]}", "images": Path(args.images).name, "count": len(paths), "device": device_description(),
-              "qualities": summary}
+    record = {"model": f"{codec.name}:{codec.weights_hash.hex()[:16]}", "images": Path(args.images).name,
+              "count": len(paths), "device": device_description(), "qualities": summary}
     atomic_write_bytes(out, (json.dumps(record, indent=2) + "\n").encode())
     for s in summary:
         gap = s["ceiling_psnr"] - s["coded_psnr"]

@@ -16,8 +16,8 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.fileio import atomic_output
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
-from tngvideo.video.codec import DEFAULT_PRESET, FrameStats, VideoDecoder, VideoEncoder
-from tngvideo.video import DEFAULT_GOP
+from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET
+from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 
 

@@ -32,8 +32,7 @@ from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.video import DEFAULT_GOP  # noqa: E402
-from tngvideo.video.codec import DEFAULT_PRESET, PRESETS  # noqa: E402
+from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 
@@ -87,7 +86,7 @@ def main() -> int:
     ap.add_argument("--gop", type=int, default=DEFAULT_GOP)
     ap.add_argument("--compare", default=PEERS)
     ap.add_argument("--model", default=None)
-    ap.add_argument("--preset", default=DEFAULT_PRESET, choices=list(PRESETS), help="encoder preset")
+    ap.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES, help="encoder preset")
     ap.add_argument("--out", default=str(ROOT / "results/video_dev.json"))
     args = ap.parse_args()
     clips = batch_inputs(args.clips) if Path(args.clips).is_dir() else []

@@ -28,7 +28,8 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
-from tngvideo.video.codec import DEFAULT_PRESET, VideoDecoder
+from tngvideo.video import DEFAULT_PRESET
+from tngvideo.video.codec import VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 from tngvideo.videofile import encode_sequence
 

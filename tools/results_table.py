@@ -40,7 +40,8 @@ def video(path: Path) -> list[str]:
     r = json.loads(path.read_text())
     models = r.get("models", {})
     model = f", models `{models['video']}` + `{models['image']}`" if models else ""
-    out = [f"Dev clips (first {r['frames_per_clip']} frames, GOP {r['clips'][0]['gop']}){model}, {r['device']}:", "",
+    preset = f", encoder preset {r['preset']}" if "preset" in r else ""
+    out = [f"Dev clips (first {r['frames_per_clip']} frames, GOP {r['clips'][0]['gop']}{preset}){model}, {r['device']}:", "",
            "| clip | tngvideo quality | kbps | bpp | PSNR-RGB dB | I-frames (share of bits) | P-frame est. vs actual bits "
            "| encode fps | decode fps |",
            "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,20 +28,10 @@ sys.path.insert(0, str(ROOT))
 from tngvideo.analysis.metrics import psnr  # noqa: E402
 from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image.codec import ImageCodec  # noqa: E402
+from tngvideo.image.codec import ImageCodec, rgb8_from_tensor, tensor_from_rgb8  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL  # noqa: E402
 from tngvideo.media import MediaError, read_image  # noqa: E402
 from tngvideo.train.data import list_images  # noqa: E402
-
-
-def to_rgb8(x: torch.Tensor, h: int, w: int) -> np.ndarray:
-    return x[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-
-
-def padded(rgb: np.ndarray, multiple: int = 64) -> torch.Tensor:
-    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0
-    h, w = rgb.shape[:2]
-    return F.pad(x, (0, -(-w // multiple) * multiple - w, 0, -(-h // multiple) * multiple - h), mode="replicate")
 
 
 @torch.no_grad()
@@ -73,10 +62,10 @@ def main() -> int:
             print(f"image_ceiling: {exc}", file=sys.stderr)
             return 2
         h, w = rgb.shape[:2]
-        y = model.g_a(padded(rgb))
+        y = model.g_a(tensor_from_rgb8(rgb))
         for q in args.qualities:
             gain, inv_gain = model.gains(torch.tensor([q]))
-            rows[q]["ceiling"].append(psnr(rgb, to_rgb8(model.g_s(y * gain * inv_gain), h, w)))
+            rows[q]["ceiling"].append(psnr(rgb, rgb8_from_tensor(model.g_s(y * gain * inv_gain), h, w)))
             coded = codec.compress_with_info(rgb, q)
             rows[q]["coded"].append(psnr(rgb, coded.reconstruction))
             rows[q]["bpp"].append(len(coded.data) * 8 / (h * w))

@@ -25,6 +25,7 @@ from tngvideo.analysis.bdrate import bd_rate
 from tngvideo.analysis.metrics import ms_ssim, psnr, psnr_y
 from tngvideo.analysis.peers import PEERS, run_peer
 from tngvideo.bitstream.container import SequenceHeader, TngvReader
+from tngvideo.bitstream.packet import FrameType
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
@@ -137,7 +138,7 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
                 len(pk.data) * 8 / (h.width * h.height), ps, py, ss,
                 est[n] if est else None, sum(unit_bits) if est else None,
                 enc_ms[n] if enc_ms else None, dt * 1000,
-                p.motion_q if p.frame_type == 1 and not p.units[0].empty else None,
+                p.motion_q if p.frame_type == FrameType.P and not p.units[0].empty else None,
             ))
             if progress:
                 progress(1)

@@ -101,14 +101,14 @@ class ImageCodec:
         if h == 0 or w == 0:
             raise ValueError("empty image")
         quality = self.check_quality(quality)
-        x = _pad(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0, TNGImageModel.PAD_MULTIPLE)
+        x = tensor_from_rgb8(rgb)
         streams, x_hat = self.encode_tensor(x, quality, search_steps=search_steps, hw=(h, w))
         f = TngImageFile(
             model=self.name, weights_hash=self.weights_hash, width=w, height=h, quality=quality,
             hyper=streams.hyper, latent=streams.latent, symbols_crc=streams.symbols_crc,
         )
         return CompressResult(
-            data=pack_image(f), reconstruction=_to_uint8(x_hat, h, w), estimated_bits=streams.estimated_bits,
+            data=pack_image(f), reconstruction=rgb8_from_tensor(x_hat, h, w), estimated_bits=streams.estimated_bits,
             payload_bits=streams.payload_bits,
         )
 
@@ -131,7 +131,7 @@ class ImageCodec:
         ph, pw = (_ceil(f.height, 64), _ceil(f.width, 64))
         streams = LatentStreams(f.hyper, f.latent, f.symbols_crc, estimated_bits=float("nan"))
         x_hat = self.decode_tensor(streams, (ph, pw), f.quality)
-        return _to_uint8(x_hat, f.height, f.width)
+        return rgb8_from_tensor(x_hat, f.height, f.width)
 
 
 def _ceil(v: int, m: int) -> int:
@@ -147,6 +147,12 @@ def _pad(x: torch.Tensor, multiple: int) -> torch.Tensor:
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
 
 
-def _to_uint8(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+def tensor_from_rgb8(rgb: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) uint8 -> (1, 3, H', W') float in [0, 1], padded (replicated) to the model's multiple."""
+    return _pad(torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255.0, TNGImageModel.PAD_MULTIPLE)
+
+
+def rgb8_from_tensor(x_hat: torch.Tensor, h: int, w: int) -> np.ndarray:
+    """The top-left h x w of a reconstruction (1, 3, H', W') as uint8 RGB."""
     x = x_hat[0, :, :h, :w].clamp(0, 1).mul(255).round().to(torch.uint8)
     return x.permute(1, 2, 0).cpu().numpy()

@@ -311,9 +311,14 @@ class VideoEncoder:
                                                   hw=(self.height, self.width))
         return _Coded({"intra": streams}, x_hat)
 
+    @property
+    def _probe(self) -> bool:
+        """Whether the next P-frame tries every mode of the preset."""
+        return self._since_intra % self.preset.probe_period == 0
+
     def _modes(self) -> dict:
         """The P-frame modes this frame tries: all of the preset's on a probe, else the last winner."""
-        if self._since_intra % self.preset.probe_period == 0:
+        if self._probe:
             return {"motion_offsets": self.preset.motion_offsets}
         if self._winner is None:
             return {"motion_offsets": ()}
@@ -349,7 +354,7 @@ class VideoEncoder:
         if ftype == FrameType.I:
             self._since_intra = 0
         else:
-            if self._since_intra % self.preset.probe_period == 0:
+            if self._probe:
                 self._winner = c.mode
             self._since_intra += 1
         self._ref = on_grid(x_hat)

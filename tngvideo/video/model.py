@@ -33,14 +33,15 @@ RESIDUAL_OFFSET = 0.5
 # without motion, or intra.
 MAX_CODED_FLOW = 32.0
 
-
-def codable_flow(flow: torch.Tensor) -> torch.Tensor:
-    """What the motion coder codes of an estimated flow: NaNs zeroed, clipped to MAX_CODED_FLOW."""
-    return torch.nan_to_num(flow, nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
 # Initial log-gain offset of the motion coder: an untrained motion coder quantizes flow (pixels)
 # with a step about 7x coarser than an image coder quantizes intensities. Starting at the image
 # coder's gains, motion took 0.5 bpp (11 kB for a 640x272 frame) after 658 joint steps.
 MOTION_GAIN_OFFSET = 2.0
+
+
+def codable_flow(flow: torch.Tensor) -> torch.Tensor:
+    """What the motion coder codes of an estimated flow: NaNs zeroed, clipped to MAX_CODED_FLOW."""
+    return torch.nan_to_num(flow, nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
 
 
 def _zero_last(net: nn.Sequential) -> nn.Sequential:

@@ -388,7 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     ve.add_argument("--search", type=int, default=0, metavar="STEPS",
-                    help="encoder-side latent search on every frame: fewer bytes, a much slower encode")
+                    help="encoder-side search of I-frame latents and P-frame motion: fewer bytes, a much slower encode")
     ve.add_argument("--fixed-gop", action="store_true",
                     help="I-frames only every --gop frames; by default a frame is also coded intra where "
                          "that costs less (scene cuts); the decision codes each P-frame intra as well, a slower encode")

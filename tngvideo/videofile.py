@@ -103,7 +103,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                 search_steps: int = 0, adaptive_intra: bool = True, preset: str = DEFAULT_PRESET) -> EncodeSummary:
     """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
-    `search_steps` > 0: encoder-side latent search on every frame (see tngvideo.image.search).
+    `search_steps` > 0: encoder-side search of I-frame latents and P-frame motion (see VideoEncoder).
     `adaptive_intra=False`: I-frames only at GOP boundaries (a faster encode; see VideoEncoder).
     `preset`: how hard the encoder searches each P-frame's mode (`tngvideo.video.codec.PRESETS`)."""
     info = probe_video(src)

@@ -5,6 +5,7 @@ SVT-AV1, all encoded in one run through PyAV.
 
     python tools/bench_video.py                                  # ../shared/data/video/dev, 32 frames
     python tools/bench_video.py --frames 8 --qualities 2 6       # quick look
+    python tools/bench_video.py --search 20 --out results/video_controls/search.json   # searched encoder
 
 Per clip: kbps and bpp from whole-file bytes, mean PSNR-RGB and PSNR-Y, the share of tngvideo's
 bits in I- and P-frames, encode and decode fps, BD-rate (PSNR-RGB, PCHIP) of tngvideo against each
@@ -87,6 +88,8 @@ def main() -> int:
     ap.add_argument("--compare", default=PEERS)
     ap.add_argument("--model", default=None)
     ap.add_argument("--preset", default=DEFAULT_PRESET, choices=PRESET_NAMES, help="encoder preset")
+    ap.add_argument("--search", type=int, default=0, metavar="STEPS",
+                    help="encoder-side search steps per frame (I-frame latents, P-frame motion)")
     ap.add_argument("--out", default=str(ROOT / "results/video_dev.json"))
     args = ap.parse_args()
     clips = batch_inputs(args.clips) if Path(args.clips).is_dir() else []
@@ -99,13 +102,14 @@ def main() -> int:
     with tqdm(desc="bench", unit="frame", file=sys.stderr) as bar:
         for clip in clips:
             a = analyze(clip, qualities=args.qualities, gop=args.gop, compare=compare, max_frames=args.frames,
-                        model=args.model, with_msssim=False, progress=bar.update, preset=args.preset)
+                        model=args.model, with_msssim=False, progress=bar.update, preset=args.preset,
+                        search_steps=args.search)
             analyses.append(a)
             records.append(clip_record(a, args.gop))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     result = {"device": device_description(), "seconds": round(time.time() - t0, 1), "frames_per_clip": args.frames,
-              "preset": args.preset,
+              "preset": args.preset, "search_steps": args.search,
               "qualities": args.qualities, "models": analyses[0].models, "clips": records}
     atomic_write_bytes(out, (json.dumps(result, indent=2) + "\n").encode())
     plot(analyses, args.frames, out.with_name(out.stem + "_rd.png"))

@@ -46,18 +46,27 @@ def rd_cost(model: HyperpriorAutoencoder, x: torch.Tensor, y: torch.Tensor, z: t
     h, w = hw
     dev = x.device.type
 
+    y_hat, bits = relaxed_latent(model, y, z, tau=tau, amp=amp)
+    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+        x_hat = model.g_s(y_hat * inv_gain)
+    mse = torch.mean((x_hat.float()[..., :h, :w] - x[..., :h, :w]) ** 2)
+    return lmbda * 255.0**2 * mse + bits / (h * w)
+
+
+def relaxed_latent(model: HyperpriorAutoencoder, y: torch.Tensor, z: torch.Tensor, *, tau: float | None = None,
+                   amp: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(y_hat, bits of y and z) for coding the gained latent y with hyper-latent z: rounded
+    (tau None, what would be coded) or annealed-rounded at tau (differentiable)."""
+
     def rnd(v: torch.Tensor) -> torch.Tensor:
         return torch.round(v) if tau is None else annealed_round(v, tau)
 
     z_hat = rnd(z)
     mean, log_scale = model.latent_params(y, z_hat, rnd, amp=amp)
     y_hat = rnd(y - mean) + mean
-    bits = bits_from_likelihood(model.gaussian.likelihood(y_hat, mean, torch.exp(log_scale)))
-    bits = bits + bits_from_likelihood(model.hyper_density.likelihood(z_hat))
-    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-        x_hat = model.g_s(y_hat * inv_gain)
-    mse = torch.mean((x_hat.float()[..., :h, :w] - x[..., :h, :w]) ** 2)
-    return lmbda * 255.0**2 * mse + bits.sum() / (h * w)
+    bits = bits_from_likelihood(model.gaussian.likelihood(y_hat, mean, torch.exp(log_scale)), per_sample=False)
+    bits = bits + bits_from_likelihood(model.hyper_density.likelihood(z_hat), per_sample=False)
+    return y_hat, bits
 
 
 def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *, steps: int,

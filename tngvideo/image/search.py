@@ -17,8 +17,10 @@ the result. Each step costs about one synthesis forward and backward pass at enc
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import torch
+from torch import nn
 
 from tngvideo.entropy import annealed_round, bits_from_likelihood
 from tngvideo.image.latent_codec import LatentCodec, LatentStreams
@@ -69,46 +71,61 @@ def relaxed_latent(model: HyperpriorAutoencoder, y: torch.Tensor, z: torch.Tenso
     return y_hat, bits
 
 
-def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *, steps: int,
-                   hw: tuple[int, int] | None = None, amp: bool = True, seed: int = 0) -> SearchResult:
-    """Latents for x (1, C, H, W), padded to the model's multiple; hw = the real image size.
+CostFn = Callable[[torch.Tensor, torch.Tensor, "float | None"], torch.Tensor]
 
-    Deterministic for a given seed on a given machine (the annealing draws Gumbel noise); the
-    decoder never needs to repeat it."""
+
+def anneal_latents(cost: CostFn, y0: torch.Tensor, z0: torch.Tensor, modules: Iterable[nn.Module], *, steps: int,
+                   seed: int = 0) -> SearchResult:
+    """Adam steps on cost(y, z, tau) from (y0, z0), the modules frozen, tau annealed from
+    TAU_START to TAU_END; the rounded cost cost(y, z, None) is measured at the start and at the
+    end and the cheaper pair is returned. Deterministic for a given seed on a given machine (the
+    annealing draws Gumbel noise); the decoder never needs to repeat it."""
     if steps < 1:
         raise ValueError("search steps must be >= 1")
-    hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
-    q = torch.tensor([quality], device=x.device)
-    lmbda = model.lambda_at(quality)
     with torch.no_grad():
-        gain, inv_gain = model.gains(q)
-        y0 = model.g_a(x) * gain
-        z0 = model.h_a(y0)
-        start = float(rd_cost(model, x, y0, z0, inv_gain, lmbda, hw))
+        start = float(cost(y0, z0, None))
     y = y0.clone().requires_grad_(True)
     z = z0.clone().requires_grad_(True)
     opt = torch.optim.Adam([{"params": [y], "lr": LR_LATENT}, {"params": [z], "lr": LR_HYPER}])
-    frozen = [p.requires_grad for p in model.parameters()]
-    for p in model.parameters():
+    params = [p for m in modules for p in m.parameters()]
+    frozen = [p.requires_grad for p in params]
+    for p in params:
         p.requires_grad_(False)
-    cuda = [x.device] if x.device.type == "cuda" else []
+    cuda = [y0.device] if y0.device.type == "cuda" else []
     try:
         with torch.enable_grad(), torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             for step in range(steps):
                 tau = TAU_START * (TAU_END / TAU_START) ** (step / max(1, steps - 1))
-                cost = rd_cost(model, x, y, z, inv_gain, lmbda, hw, tau=tau, amp=amp)
+                loss = cost(y, z, tau)
                 opt.zero_grad(set_to_none=True)
-                cost.backward()
+                loss.backward()
                 opt.step()
     finally:
-        for p, g in zip(model.parameters(), frozen):
+        for p, g in zip(params, frozen):
             p.requires_grad_(g)
     with torch.no_grad():
-        end = float(rd_cost(model, x, y, z, inv_gain, lmbda, hw))
+        end = float(cost(y, z, None))
     if end < start:
         return SearchResult(y=y.detach(), z=z.detach(), start_cost=start, cost=end)
     return SearchResult(y=y0, z=z0, start_cost=start, cost=start)
+
+
+def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *, steps: int,
+                   hw: tuple[int, int] | None = None, amp: bool = True, seed: int = 0) -> SearchResult:
+    """Latents for x (1, C, H, W), padded to the model's multiple; hw = the real image size
+    (`anneal_latents` on `rd_cost`, from the analysis transform's latents)."""
+    if steps < 1:
+        raise ValueError("search steps must be >= 1")
+    hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
+    lmbda = model.lambda_at(quality)
+    with torch.no_grad():
+        gain, inv_gain = model.gains(torch.tensor([quality], device=x.device))
+        y0 = model.g_a(x) * gain
+        z0 = model.h_a(y0)
+    return anneal_latents(lambda y, z, tau: rd_cost(model, x, y, z, inv_gain, lmbda, hw, tau=tau,
+                                                    amp=amp and tau is not None),
+                          y0, z0, [model], steps=steps, seed=seed)
 
 
 @torch.no_grad()

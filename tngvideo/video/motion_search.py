@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 
 from tngvideo.image.model import HyperpriorAutoencoder
-from tngvideo.image.search import LR_HYPER, LR_LATENT, TAU_END, TAU_START, SearchResult, relaxed_latent
+from tngvideo.image.search import SearchResult, anneal_latents, relaxed_latent
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
 
 
@@ -51,40 +51,17 @@ def search_motion(motion: HyperpriorAutoencoder, residual: HyperpriorAutoencoder
                   x: torch.Tensor, ref: torch.Tensor, flow: torch.Tensor, motion_quality: float, quality: float, *,
                   steps: int, hw: tuple[int, int] | None = None, amp: bool = True, seed: int = 0) -> SearchResult:
     """Motion latents (gained y, z) for predicting x (1, 3, H, W, padded) from ref, starting from
-    the motion coder's analysis of `flow`; hw = the real frame size. Deterministic for a seed."""
+    the motion coder's analysis of `flow`; hw = the real frame size (`anneal_latents` on
+    `pframe_cost`)."""
     if steps < 1:
         raise ValueError("search steps must be >= 1")
     hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
     q = torch.tensor([quality], device=x.device)
     lmbda = residual.lambda_at(quality)
-    models = (motion, residual, mc)
     with torch.no_grad():
         gain, inv_gain = motion.gains(torch.tensor([motion_quality], device=x.device))
         y0 = motion.g_a(flow) * gain
         z0 = motion.h_a(y0)
-        start = float(pframe_cost(motion, residual, mc, x, ref, y0, z0, inv_gain, q, lmbda, hw))
-    y = y0.clone().requires_grad_(True)
-    z = z0.clone().requires_grad_(True)
-    opt = torch.optim.Adam([{"params": [y], "lr": LR_LATENT}, {"params": [z], "lr": LR_HYPER}])
-    params = [p for m in models for p in m.parameters()]
-    frozen = [p.requires_grad for p in params]
-    for p in params:
-        p.requires_grad_(False)
-    cuda = [x.device] if x.device.type == "cuda" else []
-    try:
-        with torch.enable_grad(), torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
-            for step in range(steps):
-                tau = TAU_START * (TAU_END / TAU_START) ** (step / max(1, steps - 1))
-                cost = pframe_cost(motion, residual, mc, x, ref, y, z, inv_gain, q, lmbda, hw, tau=tau, amp=amp)
-                opt.zero_grad(set_to_none=True)
-                cost.backward()
-                opt.step()
-    finally:
-        for p, g in zip(params, frozen):
-            p.requires_grad_(g)
-    with torch.no_grad():
-        end = float(pframe_cost(motion, residual, mc, x, ref, y, z, inv_gain, q, lmbda, hw))
-    if end < start:
-        return SearchResult(y=y.detach(), z=z.detach(), start_cost=start, cost=end)
-    return SearchResult(y=y0, z=z0, start_cost=start, cost=start)
+    return anneal_latents(lambda y, z, tau: pframe_cost(motion, residual, mc, x, ref, y, z, inv_gain, q, lmbda, hw,
+                                                        tau=tau, amp=amp and tau is not None),
+                          y0, z0, (motion, residual, mc), steps=steps, seed=seed)

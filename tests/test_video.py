@@ -417,7 +417,7 @@ def test_motion_search_finds_a_cheaper_p_frame_that_the_plain_decoder_reads():
     scene = natural_image(72, 140, seed=9)
     ref = frame_tensor(np.ascontiguousarray(scene[:, :130]), torch.device("cpu"))
     x = frame_tensor(np.ascontiguousarray(scene[:, 3:133]), torch.device("cpu"))  # a 3-pixel pan, odd width
-    quality, hw, modes = 2.0, (72, 130), {"motion_offsets": (0.0,), "zero_motion": False}
+    quality, hw, modes = 4.0, (72, 130), {"motion_offsets": (0.0,), "zero_motion": False}
     found = search_motion(pf.motion.coder, pf.residual.coder, pf.mc, x, ref, pf.coded_flow_input(x, ref), quality,
                           quality, steps=10, hw=hw)
     assert found.cost < found.start_cost

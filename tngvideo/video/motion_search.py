@@ -12,11 +12,6 @@ at each step (so the search sees what the residual will cost) and rounding relax
 stochastic Gumbel annealing as in the image search (`tngvideo.image.search`). The cost of the
 rounded latents is measured at the start and at the end and the cheaper are returned. The
 decoder is untouched.
-
-The frame is the next frame's reference, so its error costs more than its own share: the search
-weighs distortion by REFERENCE_WEIGHT. First 8 frames of the dev clips, q 1 / 2.5 / 4, 20 steps,
-motion search alone: BD-rate -6.3% (gymbasketball) and -3.4% (bikes) at 1.5 against -5.2% and
--3.0% at 1.
 """
 
 from __future__ import annotations
@@ -26,8 +21,6 @@ import torch
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.search import SearchResult, anneal_latents, relaxed_latent
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
-
-REFERENCE_WEIGHT = 1.5  # lambda multiplier of the searched frame's distortion
 
 
 def pframe_cost(motion: HyperpriorAutoencoder, residual: HyperpriorAutoencoder, mc: MotionCompensation,
@@ -64,7 +57,7 @@ def search_motion(motion: HyperpriorAutoencoder, residual: HyperpriorAutoencoder
         raise ValueError("search steps must be >= 1")
     hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
     q = torch.tensor([quality], device=x.device)
-    lmbda = residual.lambda_at(quality) * REFERENCE_WEIGHT
+    lmbda = residual.lambda_at(quality)
     with torch.no_grad():
         gain, inv_gain = motion.gains(torch.tensor([motion_quality], device=x.device))
         y0 = motion.g_a(flow) * gain

@@ -107,6 +107,12 @@ def is_coded(streams: LatentStreams) -> bool:
     return bool(streams.hyper or streams.latent or streams.symbols_crc)
 
 
+def sendable_motion(streams: LatentStreams, flow_hat: torch.Tensor, x: torch.Tensor) -> bool:
+    """Whether coded motion may be sent: an all-empty unit would read as "no motion", and a decoded
+    flow far outside the frame means the motion coder diverged."""
+    return is_coded(streams) and not bool(flow_hat.abs().max() > max(x.shape[-2:]))
+
+
 class PFrameCoder:
     """Codes a frame given the previous decoded frame. Motion is optional: a coder without a
     motion model predicts from the reference as it is (zero motion)."""
@@ -198,10 +204,10 @@ class PFrameCoder:
         (`tngvideo.video.motion_search`) over the region hw (the real frame size), and the residual
         against the new prediction. The residual itself is not searched: a latent search at the
         frame's lambda trades the frame's quality for its rate, and the frames that predict from it
-        pay (on gymbasketball, 8 frames, 20 steps: searching I-frames and residuals cost +2.2% BD-rate,
-        searching I-frames and motion saved 5.7%). `flow_ref`: the frame
-        motion is estimated against (the source's previous frame: its flow is cleaner and cheaper
-        to code than the flow to the decoded reference); default the reference."""
+        pay (on gymbasketball, 8 frames, 20 steps: searching I-frames and residuals cost +2.2% BD-rate).
+
+        `flow_ref`: the frame motion is estimated against (the source's previous frame: its flow is
+        cleaner and cheaper to code than the flow to the decoded reference); default the reference."""
         if self.motion is None:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             return InterFrame(EMPTY, res_streams, x_hat, quality, ref)
@@ -210,9 +216,7 @@ class PFrameCoder:
         best_cost = math.inf
         for mq in self.motion_qualities(quality, motion_offsets):
             motion_streams, flow_hat = self._code(self.motion, flow, mq)
-            # an all-empty unit would read as "no motion", and a decoded flow far outside the frame
-            # means the motion coder diverged: send neither
-            if not is_coded(motion_streams) or bool(flow_hat.abs().max() > max(x.shape[-2:])):
+            if not sendable_motion(motion_streams, flow_hat, x):
                 continue
             pred = self.mc(ref, flow_hat)
             res_streams, x_hat = self._code_prediction(x, pred, quality)
@@ -240,7 +244,7 @@ class PFrameCoder:
         streams, y_hat = self.motion.encode(found.y, found.z)
         _, inv_gain = t.gains(torch.tensor([best.motion_quality], device=x.device))
         flow_hat = t.g_s(y_hat * inv_gain)
-        if not is_coded(streams) or bool(flow_hat.abs().max() > max(x.shape[-2:])):
+        if not sendable_motion(streams, flow_hat, x):
             return best
         pred = self.mc(ref, flow_hat)
         res_streams, x_hat = self._code_prediction(x, pred, quality)

@@ -115,8 +115,6 @@ def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float
                    hw: tuple[int, int] | None = None, amp: bool = True, seed: int = 0) -> SearchResult:
     """Latents for x (1, C, H, W), padded to the model's multiple; hw = the real image size
     (`anneal_latents` on `rd_cost`, from the analysis transform's latents)."""
-    if steps < 1:
-        raise ValueError("search steps must be >= 1")
     hw = hw or (int(x.shape[-2]), int(x.shape[-1]))
     lmbda = model.lambda_at(quality)
     with torch.no_grad():

@@ -235,14 +235,15 @@ def test_clip_runs_are_consecutive_frames_at_one_crop(tmp_path):
 
 def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
     """Joint training over rollouts of 2 P-frames (each predicted from the last reconstruction)
-    takes steps and writes weights and a training state that load again."""
+    takes steps, trains an added loop filter (at its own learning rate) and writes weights and a
+    training state that load again."""
     import json
 
     from conftest import make_clip
     from tngvideo.image.model import ModelConfig, TNGImageModel
     from tngvideo.train.loop import TrainState
     from tngvideo.train.video_loop import train_video
-    from tngvideo.video.model import PFrameModel, VideoModelConfig
+    from tngvideo.video.model import PFrameModel, VideoModelConfig, with_loop_filter
     from tngvideo.video.weights import load_video_weights
 
     for i in range(2):
@@ -251,14 +252,18 @@ def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
     make_clip(tmp_path / "clips" / "c.mkv", frames=5, size=(64, 64))
     small = ModelConfig(channels=16, latent_channels=24)
     cfg = VideoTrainConfig(stage="joint", photos=[str(tmp_path)], clips=[str(tmp_path / "clips")], crop=64, batch=2,
-                           synthetic_fraction=0.0, rollout=2, amp=False, save_every=1000)
+                           synthetic_fraction=0.0, rollout=2, amp=False, save_every=1000, filter_lr_scale=10.0)
     torch.manual_seed(0)
-    model = PFrameModel(VideoModelConfig(motion=small, residual=small))
+    model = with_loop_filter(PFrameModel(VideoModelConfig(motion=small, residual=small)))
+    last = model.filter.tail[-1].weight
+    assert not last.abs().max() > 0  # a new filter starts as the identity
     state = train_video(cfg, model=model, image_model=TNGImageModel(small), state=TrainState(),
                         out=tmp_path / "v.safetensors", name="tiny-video", minutes=5, device=torch.device("cpu"),
                         log_path=tmp_path / "log.jsonl", max_steps=2)
-    assert state.steps == 2
-    assert load_video_weights(tmp_path / "v.safetensors").model.config == model.config
+    assert state.steps == 2 and last.abs().max() > 0
+    loaded = load_video_weights(tmp_path / "v.safetensors").model
+    assert loaded.config == model.config and loaded.config.loop_filter
+    assert torch.equal(loaded.filter.tail[-1].weight, last.detach())
     saved = json.loads((tmp_path / "v.json").read_text())
     assert saved["config"]["rollout"] == 2 and saved["training_state"]["steps"] == 2
 

@@ -15,7 +15,7 @@ from tngvideo.media import read_video
 from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
 from tngvideo.video.codec import (PRESETS, PFrameCoder, Preset, VideoDecoder, VideoEncoder, frame_tensor, is_coded,
                                   on_grid)
-from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, local_correlation
+from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, VideoModelConfig, local_correlation, with_loop_filter
 from tngvideo.video.registry import VideoCodecs
 from tngvideo.video.warp import backward_warp
 from tngvideo.videofile import decode_frames, encode_file
@@ -238,6 +238,38 @@ def test_motion_path_closed_loop(tiny_weights):
         assert np.array_equal(rgb, out.reconstruction)
         if i:
             assert not p.units[0].empty and out.stats.bits["motion"] > 0
+
+
+def test_loop_filter_starts_as_identity_and_decodes_bit_exactly(tiny_codec, tmp_path):
+    """A model given a loop filter codes exactly as before; once the filter is trained (here: made
+    non-zero) it changes the frames, the encoder and the decoder both apply it (bit-exact round
+    trip through saved weights), and a decoder without it does not reproduce them."""
+    from tngvideo.image.model import ModelConfig
+    from tngvideo.video.weights import load_video_weights, save_video_weights
+
+    torch.manual_seed(0)
+    small = ModelConfig(channels=16, latent_channels=24)
+    model = PFrameModel(VideoModelConfig(motion=small, residual=small)).eval()
+    filtered = with_loop_filter(model).eval()
+    x, ref = torch.rand(1, 3, 64, 64), torch.rand(1, 3, 64, 64)
+    q = torch.tensor([4.0])
+    with torch.no_grad():
+        assert torch.equal(filtered(x, ref, q).x_hat, model(x, ref, q).x_hat)
+        torch.nn.init.normal_(filtered.filter.tail[-1].weight, std=0.01)
+    save_video_weights(filtered, tmp_path / "f.safetensors", name="filtered")
+    loaded = load_video_weights(tmp_path / "f.safetensors")
+    assert loaded.model.config.loop_filter
+    pframes = PFrameCoder.for_model(loaded.model, loaded.tables)
+    enc = VideoEncoder(tiny_codec, pframes, width=50, height=30, quality=4.0, gop=8, adaptive_intra=False)
+    dec = VideoDecoder(tiny_codec, pframes, width=50, height=30)
+    plain = VideoDecoder(tiny_codec, PFrameCoder(residual=pframes.residual, motion=pframes.motion,
+                                                 flow_net=pframes.flow_net, mc=pframes.mc), width=50, height=30)
+    differs = False
+    for i in range(3):
+        out = enc.encode(make_frame(i))
+        assert np.array_equal(dec.decode(out.packet)[1], out.reconstruction)
+        differs |= not np.array_equal(plain.decode(out.packet)[1], out.reconstruction)
+    assert differs
 
 
 @pytest.mark.parametrize("quality", [1.0, 8.0])

@@ -41,7 +41,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, h: int, w: int) -> float:
 @torch.no_grad()
 def diagnose(codecs, frames, quality: float) -> list[dict]:
     p = codecs.pframes
-    forced = PFrameCoder(residual=p.residual, motion=p.motion, flow_net=p.flow_net, mc=p.mc, mode_decision=False)
+    forced = PFrameCoder(residual=p.residual, motion=p.motion, flow_net=p.flow_net, mc=p.mc, reconstruct=p.reconstruct,
+                         mode_decision=False)
     h, w = frames[0].shape[:2]
     x0 = frame_tensor(frames[0], codecs.image.device)
     _, x_hat = codecs.image.encode_tensor(x0, forced.intra_quality(codecs.image, quality), hw=(h, w))

@@ -32,7 +32,6 @@ sys.path.insert(0, str(ROOT))
 from tngvideo.analysis.records import append_record  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.latent_codec import LatentCodec  # noqa: E402
 from tngvideo.image.model import with_context  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
 from tngvideo.image.weights import build_tables, load_weights, save_weights  # noqa: E402
@@ -62,9 +61,7 @@ def fit_video(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
         clips = [c for c in read_clips(roots, max_frames=frames, max_side=720) if len(c) >= 2]
         if not clips:
             raise ValueError(f"no clips of two or more frames in {roots}")
-        pframes = PFrameCoder(residual=LatentCodec(model.residual, build_tables(model.residual)),
-                              motion=LatentCodec(model.motion, build_tables(model.motion)),
-                              flow_net=model.estimate_flow, mc=model.mc)
+        pframes = PFrameCoder.for_model(model, {role: build_tables(getattr(model, role)) for role in CODER_ROLES})
         return pframe_latents(image, pframes, clips, qualities, gop=args.gop, should_stop=should_stop)
 
     train = capture(args.clips, args.frames, args.qualities)

@@ -4,6 +4,7 @@
     python tools/train_video.py --stage flow --minutes 30      # flow pretraining, synthetic motion
     python tools/train_video.py --stage joint --minutes 60     # rate-distortion, all components
     python tools/train_video.py --stage motion --flow-estimator dis --minutes 40   # motion coder for DIS flow
+    python tools/train_video.py --stage joint --loop-filter --set filter_lr_scale=30   # add a loop filter
 
 Starts from --init (video weights; 'none' = a new model whose residual coder copies the image
 model), writes weights with entropy tables to --out. Stop early with SIGTERM or --stop-file.
@@ -27,7 +28,7 @@ from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
 from tngvideo.train.video_loop import STAGES, VideoTrainConfig, train_video  # noqa: E402
-from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel  # noqa: E402
+from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel, with_loop_filter  # noqa: E402
 from tngvideo.video.registry import default_video_model  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
 from tngvideo.train.overrides import load_config  # noqa: E402
@@ -48,6 +49,8 @@ def main() -> int:
     ap.add_argument("--stage", choices=STAGES, default=None, help="overrides the config")
     ap.add_argument("--flow-estimator", choices=FLOW_ESTIMATORS, default=None,
                     help="switch the model's encoder-side flow estimator (then train with --stage motion)")
+    ap.add_argument("--loop-filter", action="store_true",
+                    help="add a loop filter to the model (zero-initialised: it codes as before until trained)")
     ap.add_argument("--init", default="runs/video/latest.safetensors")
     ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
     ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
@@ -80,6 +83,8 @@ def main() -> int:
         model.residual.load_state_dict({k: v for k, v in image_model.state_dict().items()
                                         if not k.startswith(("ctx_s.", "ctx_m."))})
         print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
+    if args.loop_filter:
+        model = with_loop_filter(model)
     if args.flow_estimator:
         model.config = replace(model.config, flow_estimator=args.flow_estimator)
     out = Path(args.out)

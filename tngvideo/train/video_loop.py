@@ -47,6 +47,7 @@ class VideoTrainConfig:
     prediction_weight: float = 0.0
     rollout: int = 1  # joint stage: P-frames per real-clip sample, each predicted from the last
     peak_lr: float = 5e-4
+    filter_lr_scale: float = 1.0  # the loop filter's learning rate relative to the rest (a new filter learns faster)
     min_lr_fraction: float = 0.05
     warmup_steps: int = 200
     total_steps: int = 20000
@@ -120,7 +121,10 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     params = list(trained.parameters())
     for p in params:
         p.requires_grad_(True)
-    opt = torch.optim.Adam(params, lr=cfg.peak_lr)
+    filtered = {id(p) for p in model.filter.parameters()} if model.config.loop_filter else set()
+    groups = [{"params": [p for p in params if id(p) not in filtered], "scale": 1.0},
+              {"params": [p for p in params if id(p) in filtered], "scale": cfg.filter_lr_scale}]
+    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.peak_lr)
     stopping = {"flag": False}
     old = signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
     start, run_step = time.time(), 0
@@ -143,7 +147,7 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                             else state.steps / max(1, cfg.total_steps))
                 lr = lr_at(cfg, progress, run_step)  # type: ignore[arg-type]
                 for g in opt.param_groups:
-                    g["lr"] = lr
+                    g["lr"] = lr * g["scale"]
                 use_synthetic = cfg.stage == "flow" or torch.rand(1, generator=gen).item() < cfg.synthetic_fraction
                 rec = {"step": state.steps + 1, "lr": lr}
                 if use_synthetic:

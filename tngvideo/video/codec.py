@@ -7,7 +7,7 @@ in rate-distortion terms than coding it as a P-frame (adaptive intra). A P-frame
 
     prediction = MotionCompensation(reference, decoded flow)   (reference itself without motion)
     residual   = residual coder(frame - prediction + 0.5)
-    frame_hat  = prediction + decoded residual - 0.5
+    frame_hat  = prediction + decoded residual - 0.5        (then the model's loop filter, if any)
 
 and every reconstruction is rounded to the 8-bit grid before it becomes the next reference.
 The motion unit may be coded at another quality than the residual (the packet says which): the
@@ -36,9 +36,10 @@ from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_pa
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
+from tngvideo.image.weights import EntropyTables
 from tngvideo.image.search import encode_latents
 from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
-from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, codable_flow
+from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, PFrameModel, codable_flow, reconstruct
 from tngvideo.video.motion_search import search_motion
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
@@ -120,16 +121,27 @@ class PFrameCoder:
     def __init__(self, residual: LatentCodec, *, motion: LatentCodec | None = None,
                  flow_net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  mc: MotionCompensation | None = None,
+                 reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = reconstruct,
                  mode_decision: bool = True):
         """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS);
-        `mode_decision=False` always codes motion when there is a motion model."""
+        `reconstruct(pred, res_hat)` the frame from its prediction and the residual coder's output
+        (the model's, with its loop filter if it has one); `mode_decision=False` always codes motion
+        when there is a motion model."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual
         self.motion = motion
         self.flow_net = flow_net
         self.mc = mc
+        self.reconstruct = reconstruct
         self.mode_decision = mode_decision
+
+    @classmethod
+    def for_model(cls, model: PFrameModel, tables: dict[str, EntropyTables]) -> "PFrameCoder":
+        """The coder of a trained P-frame model, with the entropy tables of its two coders."""
+        return cls(residual=LatentCodec(model.residual, tables["residual"]),
+                   motion=LatentCodec(model.motion, tables["motion"]),
+                   flow_net=model.estimate_flow, mc=model.mc, reconstruct=model.reconstruct)
 
     @staticmethod
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
@@ -150,7 +162,7 @@ class PFrameCoder:
 
     def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
         res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
-        return res_streams, pred + res_hat - RESIDUAL_OFFSET
+        return res_streams, self.reconstruct(pred, res_hat)
 
     @property
     def quality_range(self) -> tuple[float, float]:
@@ -271,7 +283,7 @@ class PFrameCoder:
         """The frame from its streams; the motion decoded at `motion_quality` (default `quality`)."""
         pred = self.prediction(motion, ref, quality if motion_quality is None else motion_quality)
         res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device)
-        return pred + res_hat - RESIDUAL_OFFSET
+        return self.reconstruct(pred, res_hat)
 
 
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:

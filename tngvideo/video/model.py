@@ -4,7 +4,7 @@
     flow_hat = motion coder(flow)                           (hyperprior autoencoder, 2 channels)
     pred = MotionCompensation(ref, flow_hat)                (backward warp + refinement CNN)
     res_hat = residual coder(x - pred + 0.5) - 0.5          (hyperprior autoencoder, 3 channels)
-    x_hat = pred + res_hat
+    x_hat = pred + res_hat                                  (then LoopFilter(x_hat, pred), if the model has one)
 
 Both coders carry their own gain vectors over the same quality levels as the image codec, so
 one quality value steers every component. The residual coder has the image codec's shape and
@@ -42,6 +42,11 @@ MOTION_GAIN_OFFSET = 2.0
 def codable_flow(flow: torch.Tensor) -> torch.Tensor:
     """What the motion coder codes of an estimated flow: NaNs zeroed, clipped to MAX_CODED_FLOW."""
     return torch.nan_to_num(flow, nan=0.0).clamp(-MAX_CODED_FLOW, MAX_CODED_FLOW)
+
+
+def reconstruct(pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
+    """A P-frame's reconstruction from its prediction and the residual coder's output."""
+    return pred + res_hat - RESIDUAL_OFFSET
 
 
 def _zero_last(net: nn.Sequential) -> nn.Sequential:
@@ -122,12 +127,14 @@ class FlowNet(nn.Module):
         return 2.0 * F.interpolate(flow, size=x.shape[-2:], mode="bilinear", align_corners=False)
 
 
-class MotionCompensation(nn.Module):
-    """Warp the reference with the decoded flow, then refine (a residual CNN at half resolution)."""
+class HalfResRefiner(nn.Module):
+    """A correction CNN that works at half resolution: a full-resolution head, a strided
+    convolution, a residual body and a transposed convolution back. The last layer starts at
+    zero, so an untrained refiner corrects nothing."""
 
-    def __init__(self, *, width: int = 48):
+    def __init__(self, in_channels: int, *, width: int = 48):
         super().__init__()
-        self.head = nn.Sequential(nn.Conv2d(8, width, 3, padding=1), nn.LeakyReLU(inplace=True),
+        self.head = nn.Sequential(nn.Conv2d(in_channels, width, 3, padding=1), nn.LeakyReLU(inplace=True),
                                   nn.Conv2d(width, width, 3, stride=2, padding=1), nn.LeakyReLU(inplace=True))
         self.body = nn.Sequential(nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(inplace=True),
                                   nn.Conv2d(width, width, 3, padding=1), nn.LeakyReLU(inplace=True))
@@ -136,10 +143,33 @@ class MotionCompensation(nn.Module):
             nn.Conv2d(width, 3, 3, padding=1),
         ))
 
+    def correction(self, inputs: torch.Tensor) -> torch.Tensor:
+        h = self.head(inputs)
+        return self.tail(h + self.body(h))
+
+
+class MotionCompensation(HalfResRefiner):
+    """Warp the reference with the decoded flow, then refine from the warped and the plain
+    reference and the flow."""
+
+    def __init__(self, *, width: int = 48):
+        super().__init__(8, width=width)
+
     def forward(self, ref: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
         warped = backward_warp(ref, flow)
-        h = self.head(torch.cat([warped, ref, flow], dim=1))
-        return warped + self.tail(h + self.body(h))
+        return warped + self.correction(torch.cat([warped, ref, flow], dim=1))
+
+
+class LoopFilter(HalfResRefiner):
+    """In-loop filter of a P-frame: corrects the reconstruction (prediction + decoded residual)
+    from the reconstruction and the prediction it was coded against, before it becomes the next
+    reference. Starts as the identity."""
+
+    def __init__(self, *, width: int = 48):
+        super().__init__(6, width=width)
+
+    def forward(self, x_hat: torch.Tensor, pred: torch.Tensor) -> torch.Tensor:
+        return x_hat + self.correction(torch.cat([x_hat, pred], dim=1))
 
 
 FLOW_ESTIMATORS = ("net", "dis")
@@ -151,6 +181,7 @@ class VideoModelConfig:
     residual: ModelConfig = ModelConfig()
     # the encoder's flow estimator: "net" = the learned FlowNet, "dis" = OpenCV's DIS
     flow_estimator: str = "net"
+    loop_filter: bool = False  # a LoopFilter after each P-frame's reconstruction
 
     def __post_init__(self):
         if self.flow_estimator not in FLOW_ESTIMATORS:
@@ -177,6 +208,13 @@ class PFrameModel(nn.Module):
             self.motion.log_inv_gain.add_(MOTION_GAIN_OFFSET)
         self.mc = MotionCompensation()
         self.residual = HyperpriorAutoencoder(config.residual, in_channels=3, out_channels=3)
+        if config.loop_filter:
+            self.filter = LoopFilter()
+
+    def reconstruct(self, pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
+        """`reconstruct`, then the loop filter where the model has one."""
+        x_hat = reconstruct(pred, res_hat)
+        return self.filter(x_hat, pred) if self.config.loop_filter else x_hat
 
     def estimate_flow(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
         """The encoder's flow from x to ref (backward warping), by the configured estimator."""
@@ -191,7 +229,7 @@ class PFrameModel(nn.Module):
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)
-        x_hat = pred + res_hat - RESIDUAL_OFFSET
+        x_hat = self.reconstruct(pred, res_hat)
         return PFrameResult(x_hat=x_hat, prediction=pred, bits_motion=my + mz, bits_residual=ry + rz,
                             lmbda=self.residual.lmbda(quality))
 
@@ -209,4 +247,15 @@ def with_video_context(model: PFrameModel, roles: tuple[str, ...] = CODER_ROLES)
             setattr(new, role, with_context(getattr(model, role)))
             changes[role] = getattr(new, role).config
     new.config = replace(model.config, **changes)
+    return new
+
+
+def with_loop_filter(model: PFrameModel) -> PFrameModel:
+    """A copy of `model` with a (zero-initialised) loop filter: it codes exactly as before until
+    the filter is trained."""
+    if model.config.loop_filter:
+        raise ValueError("the model already has a loop filter")
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, loop_filter=True)
+    new.filter = LoopFilter().to(next(model.parameters()).device)
     return new

@@ -11,7 +11,8 @@ move the motion latent y and hyper-latent z, with the residual coded by its anal
 at each step (so the search sees what the residual will cost) and rounding relaxed by
 stochastic Gumbel annealing as in the image search (`tngvideo.image.search`). The cost of the
 rounded latents is measured at the start and at the end and the cheaper are returned. The
-decoder is untouched.
+decoder is untouched. A model's loop filter is left out of the cost (it corrects the frame after
+prediction and residual; the search weighs the frame before it).
 """
 
 from __future__ import annotations

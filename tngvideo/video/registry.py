@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tngvideo.image.codec import ImageCodec
-from tngvideo.image.latent_codec import LatentCodec
 from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
 from tngvideo.video.codec import PFrameCoder
 from tngvideo.video.weights import load_video_weights
@@ -57,10 +56,5 @@ def load_video_codecs(name: str | None = None, *, device: str = "cpu") -> VideoC
     if not path.exists():
         raise FileNotFoundError(f"unknown video model '{name}' (shipped: {', '.join(available_video_models())})")
     loaded = load_video_weights(path, device=device)
-    m = loaded.model
-    pframes = PFrameCoder(
-        residual=LatentCodec(m.residual, loaded.tables["residual"]),
-        motion=LatentCodec(m.motion, loaded.tables["motion"]),
-        flow_net=m.estimate_flow, mc=m.mc,
-    )
+    pframes = PFrameCoder.for_model(loaded.model, loaded.tables)
     return VideoCodecs(name=name, image=image, pframes=pframes, weights_hash=loaded.weights_hash.hex())

@@ -36,7 +36,7 @@ def save_video_weights(model: PFrameModel, path: str | os.PathLike, *, name: str
         model = rounded_to_half(model)
     tables = {role: build_tables(getattr(model, role)) for role in ROLES}
     cfg = {**{role: config_json(getattr(model.config, role)) for role in ROLES},
-           "flow_estimator": model.config.flow_estimator}
+           "flow_estimator": model.config.flow_estimator, "loop_filter": model.config.loop_filter}
     write_weights_file(path, model, tables=tables, metadata={"name": name, "config": json.dumps(cfg)}, half=half)
 
 
@@ -44,7 +44,8 @@ def load_video_weights(path: str | os.PathLike, *, device: str | torch.device = 
     f = read_weights_file(path, ROLES)
     cfg = json.loads(f.metadata["config"])
     model = PFrameModel(VideoModelConfig(**{role: config_from_json(cfg[role]) for role in ROLES},
-                                         flow_estimator=cfg.get("flow_estimator", "net")))
+                                         flow_estimator=cfg.get("flow_estimator", "net"),
+                                         loop_filter=bool(cfg.get("loop_filter", False))))
     model.load_state_dict(f.state)
     model.eval().to(device)
     if set(f.tables) != set(ROLES):

@@ -151,3 +151,27 @@ def test_exact_net_with_fixed_point_input_tracks_the_float_network():
     with torch.no_grad():
         ref = net(x.float()).double()
     assert (exact - ref).abs().max() < 0.05
+
+
+def test_haar_shortcuts_split_blocks_into_wavelet_subbands_and_put_them_back():
+    """With identity 1x1 convolutions and unit scales, the analysis shortcut turns each 2x2 block
+    [a b; c d] into the orthonormal Haar subbands (LL, LH, HL, HH) and the synthesis shortcut
+    inverts it exactly (shortcuts of a trained stage scale the subbands and mix them)."""
+    from tngvideo.nn import AnalysisStage, SynthesisStage
+
+    torch.manual_seed(0)
+    x = torch.rand(1, 2, 6, 8)
+    ana, syn = AnalysisStage(2, 8), SynthesisStage(8, 2)
+    with torch.no_grad():
+        for stage in (ana, syn):
+            stage.shortcut.weight.copy_(torch.eye(8).view(8, 8, 1, 1))
+            stage.shortcut.bias.zero_()
+            stage.gdn = torch.nn.Identity()
+            main = stage.conv if stage is ana else stage.deconv
+            main.weight.zero_()  # the shortcut alone
+            main.bias.zero_()
+        s = ana(x)
+        a, b, c, d = x[..., 0::2, 0::2], x[..., 0::2, 1::2], x[..., 1::2, 0::2], x[..., 1::2, 1::2]
+        expected = 0.5 * torch.cat([a + b + c + d, a - b + c - d, a + b - c - d, a - b - c + d], dim=1)
+        assert torch.allclose(s, expected, atol=1e-6)
+        assert torch.allclose(syn(s), x, atol=1e-6)

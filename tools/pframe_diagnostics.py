@@ -14,6 +14,7 @@ plain warp and its PSNR once that offset is removed. Writes results/pframe_diagn
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import sys
@@ -28,7 +29,7 @@ from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.media import MediaError  # noqa: E402
 from tngvideo.train.video_data import named_clips  # noqa: E402
-from tngvideo.video.codec import PFrameCoder, frame_tensor, on_grid  # noqa: E402
+from tngvideo.video.codec import frame_tensor, on_grid  # noqa: E402
 from tngvideo.video.registry import load_video_codecs  # noqa: E402
 from tngvideo.video.warp import backward_warp  # noqa: E402
 
@@ -41,8 +42,8 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, h: int, w: int) -> float:
 @torch.no_grad()
 def diagnose(codecs, frames, quality: float) -> list[dict]:
     p = codecs.pframes
-    forced = PFrameCoder(residual=p.residual, motion=p.motion, flow_net=p.flow_net, mc=p.mc, reconstruct=p.reconstruct,
-                         mode_decision=False)
+    forced = copy.copy(p)  # the same coder, always coding motion
+    forced.mode_decision = False
     h, w = frames[0].shape[:2]
     x0 = frame_tensor(frames[0], codecs.image.device)
     _, x_hat = codecs.image.encode_tensor(x0, forced.intra_quality(codecs.image, quality), hw=(h, w))

@@ -11,6 +11,7 @@ from tngvideo.bitstream.container import TngvReader
 from tngvideo.cli import EXIT_BAD_DATA, EXIT_USAGE, main
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
+from tngvideo.video import EncoderOptions
 from tngvideo.videofile import decode_frames, encode_file
 
 
@@ -18,7 +19,7 @@ from tngvideo.videofile import decode_frames, encode_file
 def clip(tmp_path_factory):
     d = tmp_path_factory.mktemp("an")
     make_clip(d / "clip.mkv", frames=4, size=(36, 52))
-    encode_file(d / "clip.mkv", d / "clip.tngv", quality=3.0, gop=2, adaptive_intra=False)
+    encode_file(d / "clip.mkv", d / "clip.tngv", quality=3.0, gop=2, options=EncoderOptions(adaptive_intra=False))
     return d
 
 

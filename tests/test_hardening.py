@@ -9,6 +9,7 @@ from tngvideo.bitstream.container import TngvReader
 from tngvideo.cli import main
 from tngvideo.fuzzing import BAD, cases, make_seeds, run
 from tngvideo.media import read_video
+from tngvideo.video import EncoderOptions
 from tngvideo.videofile import encode_file
 
 
@@ -24,7 +25,7 @@ def _damage_packet(path: Path, index: int) -> None:
 def test_stop_names_the_frame_and_conceal_holds_the_last_good_frame_until_the_next_i_frame(tmp_path, capsys):
     make_clip(tmp_path / "in.mkv", frames=8, size=(32, 48))
     # Fixed GOP: frames 1-3 are P-frames whatever the adaptive-intra decision would pick.
-    encode_file(tmp_path / "in.mkv", tmp_path / "a.tngv", quality=3.0, gop=4, adaptive_intra=False)
+    encode_file(tmp_path / "in.mkv", tmp_path / "a.tngv", quality=3.0, gop=4, options=EncoderOptions(adaptive_intra=False))
     assert main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "good.mkv"), "-q"]) == 0
     good = list(read_video(tmp_path / "good.mkv"))
     _damage_packet(tmp_path / "a.tngv", 1)

@@ -12,7 +12,7 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import read_video
-from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
+from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES, EncoderOptions
 from tngvideo.video.codec import (PRESETS, PFrameCoder, Preset, VideoDecoder, VideoEncoder, frame_tensor, is_coded,
                                   on_grid)
 from tngvideo.video.model import FlowNet, MotionCompensation, PFrameModel, VideoModelConfig, local_correlation, with_loop_filter
@@ -118,7 +118,7 @@ def test_motion_path_shapes_and_zero_flow_compensation():
 def test_closed_loop_decoder_equals_encoder(tiny_video):
     frames = [np.roll(make_frame(i), 3 * i, axis=1) for i in range(5)]
     enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=3,
-                       adaptive_intra=False)  # P-frame mechanics: no intra fallback
+                       options=EncoderOptions(adaptive_intra=False))  # P-frame mechanics: no intra fallback
     dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
     types = []
     for f in frames:
@@ -165,7 +165,7 @@ def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_we
 
 def test_p_frame_without_reference_is_rejected(tiny_video):
     enc = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=4.0, gop=8,
-                       adaptive_intra=False)
+                       options=EncoderOptions(adaptive_intra=False))
     enc.encode(make_frame(0))
     p_packet = enc.encode(make_frame(1)).packet
     dec = VideoDecoder(tiny_video.image, tiny_video.pframes, width=50, height=30)
@@ -177,7 +177,7 @@ def test_file_round_trip_is_frame_accurate_with_timestamps_and_seeking(tmp_path,
     pts = [0, 1, 2, 4, 7, 8, 9]  # variable frame rate
     make_clip(tmp_path / "in.mkv", pts=pts, size=(30, 50))
     s = encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=3.0, gop=3, codecs=tiny_video,
-                    adaptive_intra=False)
+                    options=EncoderOptions(adaptive_intra=False))
     assert s.frames == len(pts)
     header, it = decode_frames(tmp_path / "o.tngv", codecs=tiny_video)
     full = list(it)
@@ -230,7 +230,7 @@ def test_odd_sizes_and_image_sequences_round_trip(tmp_path, tiny_video):
 def test_motion_path_closed_loop(tiny_weights):
     """P-frames with coded motion (an untrained motion model) still decode bit-exactly."""
     image, pframes = motion_pframes(tiny_weights, mode_decision=False)
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4, adaptive_intra=False)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=6.0, gop=4, options=EncoderOptions(adaptive_intra=False))
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for i in range(3):
         out = enc.encode(make_frame(i))
@@ -260,7 +260,7 @@ def test_loop_filter_starts_as_identity_and_decodes_bit_exactly(tiny_codec, tmp_
     loaded = load_video_weights(tmp_path / "f.safetensors")
     assert loaded.model.config.loop_filter
     pframes = PFrameCoder.for_model(loaded.model, loaded.tables)
-    enc = VideoEncoder(tiny_codec, pframes, width=50, height=30, quality=4.0, gop=8, adaptive_intra=False)
+    enc = VideoEncoder(tiny_codec, pframes, width=50, height=30, quality=4.0, gop=8, options=EncoderOptions(adaptive_intra=False))
     dec = VideoDecoder(tiny_codec, pframes, width=50, height=30)
     plain = VideoDecoder(tiny_codec, PFrameCoder(residual=pframes.residual, motion=pframes.motion,
                                                  flow_net=pframes.flow_net, mc=pframes.mc), width=50, height=30)
@@ -311,8 +311,8 @@ def test_sequences_with_other_motion_qualities_decode_and_bad_ones_are_refused(t
     """An encoder that tries several motion qualities writes the one it kept into each packet;
     the decoder follows it, and refuses a motion quality outside the model's range."""
     image, pframes = motion_pframes(tiny_weights, mode_decision=False)
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=8, adaptive_intra=False,
-                       preset=Preset(motion_offsets=(3.0,)))
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=8,
+                       options=EncoderOptions(preset=Preset(motion_offsets=(3.0,)), adaptive_intra=False))
     dec = VideoDecoder(image, pframes, width=50, height=30)
     packets = []
     for i in range(3):
@@ -345,7 +345,8 @@ def test_preset_probes_every_mode_periodically_and_keeps_the_winner_between(tiny
     image, pframes = motion_pframes(tiny_weights, mode_decision=True)
     calls = _record_modes(pframes, monkeypatch)
     preset = Preset(motion_offsets=(0.0, 3.0), probe_period=3)
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=5, adaptive_intra=False, preset=preset)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=5,
+                       options=EncoderOptions(preset=preset, adaptive_intra=False))
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for i in range(9):
         out = enc.encode(make_frame(i))
@@ -367,13 +368,14 @@ def test_preset_probes_every_mode_periodically_and_keeps_the_winner_between(tiny
 def test_slow_preset_tries_every_mode_on_every_frame_and_presets_are_checked(tiny_weights, monkeypatch):
     image, pframes = motion_pframes(tiny_weights, mode_decision=True)
     calls = _record_modes(pframes, monkeypatch)
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=2.0, gop=8, adaptive_intra=False, preset="slow")
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=2.0, gop=8,
+                       options=EncoderOptions(preset="slow", adaptive_intra=False))
     for i in range(4):
         enc.encode(make_frame(i))
     assert [c["offsets"] for c in calls] == [PRESETS["slow"].motion_offsets] * 3
     assert tuple(PRESETS) == PRESET_NAMES and DEFAULT_PRESET in PRESETS
     with pytest.raises(ValueError, match="unknown preset"):
-        VideoEncoder(image, pframes, width=50, height=30, quality=2.0, gop=8, preset="turbo")
+        EncoderOptions(preset="turbo")
     for bad in ({"probe_period": 0}, {"motion_offsets": ()}):
         with pytest.raises(ValueError):
             Preset(**bad)
@@ -423,7 +425,7 @@ def test_latent_search_lowers_the_sequence_rd_cost_and_decodes_with_the_plain_de
 
     def sequence_cost(search_steps):
         enc = VideoEncoder(codecs.image, codecs.pframes, width=98, height=72, quality=quality, gop=16,
-                           search_steps=search_steps)
+                           options=EncoderOptions(search_steps=search_steps))
         dec = VideoDecoder(codecs.image, codecs.pframes, width=98, height=72)
         cost = 0.0
         for f in frames:
@@ -435,8 +437,9 @@ def test_latent_search_lowers_the_sequence_rd_cost_and_decodes_with_the_plain_de
         return cost
 
     assert sequence_cost(16) < 0.995 * sequence_cost(0)  # measured: -1.4% (8 steps: -0.5%)
-    with pytest.raises(ValueError, match="search"):
-        VideoEncoder(codecs.image, codecs.pframes, width=98, height=72, quality=quality, gop=16, search_steps=-2)
+    for bad in (-2, 1.5, True):
+        with pytest.raises(ValueError, match="search"):
+            EncoderOptions(search_steps=bad)
 
 
 def test_motion_search_finds_a_cheaper_p_frame_that_the_plain_decoder_reads():
@@ -488,7 +491,7 @@ def test_a_scene_cut_inside_a_gop_becomes_an_i_frame_and_decodes():
     def run(adaptive):
         seq = encode_sequence([VideoFrame(f, i, 1) for i, f in enumerate(frames)], codecs, width=98, height=72,
                               time_base=Fraction(1, 25), frame_rate=Fraction(25), quality=quality, gop=16,
-                              adaptive_intra=adaptive)
+                              options=EncoderOptions(adaptive_intra=adaptive))
         dec = VideoDecoder(codecs.image, codecs.pframes, width=98, height=72)
         costs = []
         for (packet, _, _), f, encoder_psnr in zip(seq.packets, frames, seq.psnr):
@@ -568,7 +571,7 @@ def test_motion_is_estimated_against_the_previous_source_frame(tiny_weights):
 
     pframes.flow_net = recording
     frames = [make_frame(i) for i in range(3)]
-    enc = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=8, adaptive_intra=False)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=8, options=EncoderOptions(adaptive_intra=False))
     dec = VideoDecoder(image, pframes, width=50, height=30)
     for f in frames:
         out = enc.encode(f)

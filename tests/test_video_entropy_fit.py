@@ -11,6 +11,7 @@ from tngvideo.image.weights import build_tables
 from tngvideo.train.entropy_fit import EntropyFitConfig, eval_bpp, fit_entropy_model
 from tngvideo.train.video_data import read_clips
 from tngvideo.train.video_latents import pframe_latents
+from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import VideoEncoder
 from tngvideo.video.model import PFrameModel, VideoModelConfig, with_video_context
 
@@ -55,7 +56,7 @@ def test_captured_latents_are_the_ones_the_encoder_codes(motion_coders):
     assert len(got["motion"].latents) == len(got["residual"].latents)  # motion always coded here
     coder = pframes.residual.coder
     for k, q in enumerate((2.0, 8.0)):
-        enc = VideoEncoder(image, pframes, width=56, height=40, quality=q, gop=gop, adaptive_intra=False)
+        enc = VideoEncoder(image, pframes, width=56, height=40, quality=q, gop=gop, options=EncoderOptions(adaptive_intra=False))
         bits = [enc.encode(f).stats.bits.get("residual") for f in frames]
         for j, i in enumerate(p_frames):
             y = got["residual"].latents[k * len(p_frames) + j]

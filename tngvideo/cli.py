@@ -102,6 +102,15 @@ def _progress(args, total: int | None, desc: str):
     return tqdm(total=total, desc=desc, unit="frame", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
 
 
+def _encoder_options(args):
+    """The video encoder's options from the command line (subcommands without --search or
+    --fixed-gop use the defaults for them)."""
+    from tngvideo.video import EncoderOptions
+
+    return EncoderOptions(preset=args.preset, search_steps=getattr(args, "search", 0),
+                          adaptive_intra=not getattr(args, "fixed_gop", False))
+
+
 def cmd_encode(args) -> int:
     from tngvideo.media import probe_video
     from tngvideo.videofile import encode_file
@@ -117,8 +126,7 @@ def cmd_encode(args) -> int:
     with _progress(args, total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address, search_steps=args.search,
-                        adaptive_intra=not args.fixed_gop, preset=args.preset)
+                        ray_address=args.ray_address, options=_encoder_options(args))
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -142,7 +150,7 @@ def cmd_batch(args) -> int:
     with _progress(args, total, "batch") as bar:
         entries, notes = run_batch(src, out_dir, quality=args.quality, gop=args.gop, model=args.model,
                                    workers=args.workers, ray_address=args.ray_address, progress=bar.update,
-                                   preset=args.preset)
+                                   options=_encoder_options(args))
     for n in notes:
         _log(args, f"tngvideo: note: {n}")
     counts = {k: sum(e.status == k for e in entries) for k in ("ok", "skipped", "failed")}
@@ -220,7 +228,7 @@ def cmd_segment(args) -> int:
     with _progress(args, total, "segment") as bar:
         res = segment_video(src, out_dir, ladder, segment_seconds=args.segment_seconds, gop=args.gop,
                             tolerance=args.tolerance, model=args.model, max_frames=args.frames, progress=bar.update,
-                            preset=args.preset)
+                            options=_encoder_options(args))
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
     for r in res.renditions:
@@ -250,7 +258,8 @@ def cmd_analyze(args) -> int:
     qualities = [] if is_tngv else args.quality
     with _progress(args, None, "analyze") as bar:
         a = analyze(reference, qualities=qualities, gop=args.gop, compare=compare, max_frames=args.frames,
-                    model=args.model, tngv=src if is_tngv else None, progress=bar.update, preset=args.preset)
+                    model=args.model, tngv=src if is_tngv else None, progress=bar.update,
+                    options=_encoder_options(args))
     write_outputs(a, out_dir)
     for s in a.summaries:
         print(f"{s.codec:>9} {s.setting:6g}: {s.frames} frames, {s.kbps:9.1f} kbps, {s.bpp:.4f} bpp, "

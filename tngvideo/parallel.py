@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
-from tngvideo.video import DEFAULT_PRESET
+from tngvideo.video import EncoderOptions
 
 VIDEO_SUFFIXES = {".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".y4m", ".264", ".h264", ".ts", ".mts"}
 
@@ -46,8 +46,7 @@ def _set_threads(threads: int) -> None:
 
 
 def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, model: str | None,
-                 threads: int = 1, search_steps: int = 0, adaptive_intra: bool = True,
-                 preset: str = DEFAULT_PRESET) -> dict:
+                 threads: int = 1, options: EncoderOptions = EncoderOptions()) -> dict:
     """Encode frames [start, end) of `src` as a chunk of the whole sequence (runs in a worker)."""
     from itertools import islice
 
@@ -61,8 +60,7 @@ def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, mo
     frames = islice(read_video(src, max_frames=end), start, end)
     seq = encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
                           frame_rate=info.frame_rate, quality=quality, gop=gop, colour=info.colour,
-                          rotation=info.rotation, first_index=start, search_steps=search_steps,
-                          adaptive_intra=adaptive_intra, preset=preset)
+                          rotation=info.rotation, first_index=start, options=options)
     return {"start": start, "packets": seq.packets, "stats": seq.stats, "psnr": seq.psnr, "encode_ms": seq.encode_ms}
 
 
@@ -124,8 +122,7 @@ def count_frames(src: str | Path, max_frames: int | None = None) -> int:
 
 def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | None, max_frames: int | None,
                     workers: int, chunks: int | None = None, ray_address: str | None = None,
-                    progress: Callable[[int], None] | None = None, search_steps: int = 0,
-                    adaptive_intra: bool = True, preset: str = DEFAULT_PRESET):
+                    progress: Callable[[int], None] | None = None, options: EncoderOptions = EncoderOptions()):
     """Encode `src` in GOP-aligned chunks on `workers` workers; returns (EncodedSequence, notes, chunk count)."""
     from tngvideo.media import probe_video
     from tngvideo.video.registry import load_video_codecs
@@ -148,8 +145,7 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
             progress(len(res["packets"]))
 
     calls = [((str(src), a, b), {"quality": quality, "gop": gop, "model": model, "threads": threads,
-                                   "search_steps": search_steps, "adaptive_intra": adaptive_intra,
-                                   "preset": preset}) for a, b in plan]
+                                   "options": options}) for a, b in plan]
     engine.map(encode_chunk, calls, done)
     parts = [results[i] for i in range(len(plan))]
     packets = [p for r in parts for p in r["packets"]]
@@ -196,14 +192,14 @@ def _output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
 
 
 def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | None, threads: int = 1,
-               preset: str = DEFAULT_PRESET) -> dict:
+               options: EncoderOptions = EncoderOptions()) -> dict:
     """One catalog item (runs in a worker); errors come back as a message, not an exception."""
     from tngvideo.videofile import encode_file
 
     _set_threads(threads)
     t0 = time.perf_counter()
     try:
-        s = encode_file(src, dst, quality=quality, gop=gop, model=model, preset=preset)
+        s = encode_file(src, dst, quality=quality, gop=gop, model=model, options=options)
     except Exception as exc:  # reported in the manifest; the batch goes on
         return {"status": "failed", "error": f"{exc.__class__.__name__}: {exc}", "seconds": time.perf_counter() - t0}
     return {"status": "ok", "frames": s.frames, "kbps": s.kbps, "psnr": s.mean_psnr, "seconds": time.perf_counter() - t0}
@@ -211,7 +207,7 @@ def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | Non
 
 def run_batch(list_or_dir: str | Path, out_dir: str | Path, *, quality: float, gop: int, model: str | None,
               workers: int, ray_address: str | None = None, use_ray: bool = True,
-              progress: Callable[[int], None] | None = None, preset: str = DEFAULT_PRESET
+              progress: Callable[[int], None] | None = None, options: EncoderOptions = EncoderOptions()
               ) -> tuple[list[BatchEntry], list[str]]:
     """Encode every input to out_dir/<name>.tngv; append one JSON line per input to
     out_dir/manifest.jsonl. Finished outputs are skipped, so a rerun resumes."""
@@ -228,7 +224,7 @@ def run_batch(list_or_dir: str | Path, out_dir: str | Path, *, quality: float, g
             entries[i] = BatchEntry(str(src), str(dst), "failed", error="no such file")
         else:
             calls.append(((str(src), str(dst)), {"quality": quality, "gop": gop, "model": model, "threads": 1,
-                                                   "preset": preset}))
+                                                   "options": options}))
             index.append(i)
     manifest = (out_dir / "manifest.jsonl").open("a")
 

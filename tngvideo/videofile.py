@@ -16,7 +16,7 @@ from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.fileio import atomic_output
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
-from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET
+from tngvideo.video import DEFAULT_GOP, EncoderOptions
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 
@@ -60,13 +60,12 @@ def sequence_header(packets: list[tuple[bytes, int, int]], stats: list[FrameStat
 def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width: int, height: int,
                     time_base: Fraction, frame_rate: Fraction, quality: float, gop: int = DEFAULT_GOP,
                     colour: dict | None = None, rotation: int = 0, first_index: int = 0,
-                    progress: Callable[[int], None] | None = None, search_steps: int = 0,
-                    adaptive_intra: bool = True, preset: str = DEFAULT_PRESET) -> EncodedSequence:
+                    progress: Callable[[int], None] | None = None,
+                    options: EncoderOptions = EncoderOptions()) -> EncodedSequence:
     """Encode frames in memory as one closed-loop sequence (or, with `first_index`, as the chunk
     of a longer one that starts at that frame, which must be a GOP boundary)."""
     enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop,
-                       first_index=first_index, search_steps=search_steps,
-                       adaptive_intra=adaptive_intra, preset=preset)
+                       first_index=first_index, options=options)
     packets, stats, psnrs, enc_ms = [], [], [], []
     for frame in frames:
         t0 = time.perf_counter()
@@ -100,12 +99,10 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                 model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
                 workers: int = 1, chunks: int | None = None, ray_address: str | None = None,
-                search_steps: int = 0, adaptive_intra: bool = True, preset: str = DEFAULT_PRESET) -> EncodeSummary:
+                options: EncoderOptions = EncoderOptions()) -> EncodeSummary:
     """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
-    `search_steps` > 0: encoder-side search of I-frame latents and P-frame motion (see VideoEncoder).
-    `adaptive_intra=False`: I-frames only at GOP boundaries (a faster encode; see VideoEncoder).
-    `preset`: how hard the encoder searches each P-frame's mode (`tngvideo.video.codec.PRESETS`)."""
+    `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra)."""
     info = probe_video(src)
     t0 = time.perf_counter()
     notes, n_chunks = [], 1
@@ -114,14 +111,12 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
 
         seq, notes, n_chunks = encode_parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames,
                                                workers=max(1, workers), chunks=chunks, ray_address=ray_address,
-                                               progress=progress, search_steps=search_steps,
-                                               adaptive_intra=adaptive_intra, preset=preset)
+                                               progress=progress, options=options)
     else:
         codecs = codecs or load_video_codecs(model)
         seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
                               time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
-                              colour=info.colour, rotation=info.rotation, progress=progress,
-                              search_steps=search_steps, adaptive_intra=adaptive_intra, preset=preset)
+                              colour=info.colour, rotation=info.rotation, progress=progress, options=options)
     elapsed = time.perf_counter() - t0
     warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None)
     size = Path(dst).stat().st_size

@@ -33,7 +33,7 @@ from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
 from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
 from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES  # noqa: E402
+from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES, EncoderOptions  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 
@@ -99,11 +99,11 @@ def main() -> int:
     compare = [c for c in args.compare.split(",") if c]
     t0 = time.time()
     records, analyses = [], []
+    options = EncoderOptions(preset=args.preset, search_steps=args.search)
     with tqdm(desc="bench", unit="frame", file=sys.stderr) as bar:
         for clip in clips:
             a = analyze(clip, qualities=args.qualities, gop=args.gop, compare=compare, max_frames=args.frames,
-                        model=args.model, with_msssim=False, progress=bar.update, preset=args.preset,
-                        search_steps=args.search)
+                        model=args.model, with_msssim=False, progress=bar.update, options=options)
             analyses.append(a)
             records.append(clip_record(a, args.gop))
     out = Path(args.out)

@@ -29,7 +29,7 @@ from tngvideo.bitstream.packet import FrameType
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
-from tngvideo.video import DEFAULT_PRESET
+from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
 from tngvideo.videofile import encode_sequence
@@ -147,10 +147,9 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
 
 def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[str] = (), max_frames: int | None = None,
             model: str | None = None, tngv: str | Path | None = None, with_msssim: bool = True,
-            progress: Callable[[int], None] | None = None, preset: str = DEFAULT_PRESET,
-            search_steps: int = 0) -> Analysis:
-    """Encode `src` at each quality with the encoder `preset` and `search_steps` (or, with `tngv`,
-    only decode that file against `src`)."""
+            progress: Callable[[int], None] | None = None, options: EncoderOptions = EncoderOptions()) -> Analysis:
+    """Encode `src` at each quality with the encoder `options` (or, with `tngv`, only decode that
+    file against `src`)."""
     info = probe_video(src)
     reference = list(read_video(src, max_frames=max_frames))
     if not reference:
@@ -173,7 +172,7 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
             for q in qualities:
                 seq = encode_sequence(reference, codecs, width=info.width, height=info.height,
                                       time_base=info.time_base, frame_rate=info.frame_rate, quality=q, gop=gop,
-                                      preset=preset, search_steps=search_steps)
+                                      options=options)
                 enc_ms, est = seq.encode_ms, [st.estimated_bits for st in seq.stats]
                 path = Path(tmp) / f"q{q}.tngv"
                 seq.write(path)

@@ -25,7 +25,7 @@ from tngvideo.fileio import atomic_output
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.streaming.ladder import Rendition
 from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
-from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET
+from tngvideo.video import DEFAULT_GOP, EncoderOptions
 from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import EncodedSequence, encode_sequence
 
@@ -167,9 +167,10 @@ def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_byt
 def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition], *,
                   segment_seconds: float = DEFAULT_SEGMENT_SECONDS, gop: int = DEFAULT_GOP,
                   tolerance: float = DEFAULT_TOLERANCE, model: str | None = None, max_frames: int | None = None,
-                  progress: Callable[[int], None] | None = None, preset: str = DEFAULT_PRESET) -> LadderResult:
+                  progress: Callable[[int], None] | None = None,
+                  options: EncoderOptions = EncoderOptions()) -> LadderResult:
     """Write `out_dir/master.m3u8`, and per rendition i `out_dir/r{i}/index.m3u8` with its segments
-    (every trial encode of the rate control with the encoder `preset`)."""
+    (every trial encode of the rate control with the encoder `options`)."""
     if not ladder:
         raise ValueError("the ladder needs at least one rendition")
     if not 0 < tolerance < 1:
@@ -197,7 +198,7 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
             def encode(q: float, scaled=scaled, rend=rend) -> EncodedSequence:
                 return encode_sequence(scaled, codecs, width=rend.width, height=rend.height, time_base=info.time_base,
                                        frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
-                                       rotation=info.rotation, preset=preset)
+                                       rotation=info.rotation, options=options)
 
             uri = f"seg{k:05d}.tngv"
             size, q, tries, seq = _encode_at_rate(out_dir / f"r{rend.index}" / uri,

@@ -38,7 +38,7 @@ from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.weights import EntropyTables
 from tngvideo.image.search import encode_latents
-from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES
+from tngvideo.video import PRESET_NAMES, EncoderOptions
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, PFrameModel, codable_flow, reconstruct
 from tngvideo.video.motion_search import search_motion
 
@@ -312,23 +312,17 @@ class _Coded:
 
 class VideoEncoder:
     def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
-                 first_index: int = 0, search_steps: int = 0, adaptive_intra: bool = True,
-                 preset: str | Preset = DEFAULT_PRESET):
+                 first_index: int = 0, options: EncoderOptions = EncoderOptions()):
         """`first_index` > 0 continues a sequence at a GOP boundary (an independently coded chunk).
-        `search_steps` > 0: an encoder-side search of every I-frame's latents and every P-frame's
-        motion (slower encode, fewer bits; the decoder is unchanged). `adaptive_intra`: between GOP boundaries, a frame is
-        also coded intra and sent as an I-frame where that costs less in rate-distortion terms (a
-        scene cut, motion the P-frame model cannot follow); the decoder follows the frame type.
-        `preset`: how hard each P-frame's mode is searched (`PRESETS`, or a `Preset`)."""
+        `options`: how hard the encoder works (`EncoderOptions`: the preset of each P-frame's mode
+        search, an encoder-side search of every I-frame's latents and every P-frame's motion, and
+        adaptive intra, where the decoder follows the frame type); the decoder is the same for all."""
         if gop < 1:
             raise ValueError("GOP must be at least 1")
-        if search_steps < 0:
-            raise ValueError(f"search steps must be >= 0, not {search_steps}")
-        self.search_steps = search_steps
-        self.preset = preset_named(preset)
-        self.adaptive_intra = adaptive_intra
         if first_index % gop:
             raise ValueError("a chunk must start at a GOP boundary")
+        self.options = options
+        self.preset = preset_named(options.preset)
         self.image, self.pframes = image, pframes
         self.width, self.height = width, height
         self.quality = pframes.check_quality(quality)
@@ -372,12 +366,13 @@ class VideoEncoder:
             raise ValueError(f"frame {self.index}: expected {self.width}x{self.height} RGB8, got {rgb.shape} {rgb.dtype}")
         x = frame_tensor(rgb, self.image.device)
         intra_due = self.index % self.gop == 0 or self._ref is None
-        if intra_due or not self.adaptive_intra:
-            c = (self._intra if intra_due else self._inter)(x, self.search_steps)
+        steps = self.options.search_steps
+        if intra_due or not self.options.adaptive_intra:
+            c = (self._intra if intra_due else self._inter)(x, steps)
         else:  # decide on plain codes; the search (if any) refines only the mode kept
             inter, intra = self._inter(x, 0), self._intra(x, 0)
             mode, plain = (self._intra, intra) if self._cost(x, intra) < self._cost(x, inter) else (self._inter, inter)
-            c = mode(x, self.search_steps) if self.search_steps else plain
+            c = mode(x, steps) if steps else plain
         coded, x_hat = c.streams, c.x_hat
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())

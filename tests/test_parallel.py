@@ -7,6 +7,7 @@ import pytest
 from conftest import make_clip
 from tngvideo.cli import main
 from tngvideo.parallel import plan_chunks, run_batch
+from tngvideo.video import EncoderOptions
 from tngvideo.videofile import encode_file
 
 
@@ -22,12 +23,16 @@ def test_chunks_start_at_gop_boundaries_and_cover_every_frame():
 
 
 def test_parallel_encode_on_ray_is_byte_identical_to_sequential(tmp_path):
+    """Also with encoder options other than the defaults: the workers get them too."""
     make_clip(tmp_path / "in.mkv", frames=16, size=(32, 48), audio=True)
-    encode_file(tmp_path / "in.mkv", tmp_path / "seq.tngv", quality=3.0, gop=4)
-    s = encode_file(tmp_path / "in.mkv", tmp_path / "par.tngv", quality=3.0, gop=4, workers=2, chunks=4)
+    options = EncoderOptions(preset="fast", adaptive_intra=False)
+    encode_file(tmp_path / "in.mkv", tmp_path / "seq.tngv", quality=3.0, gop=4, options=options)
+    s = encode_file(tmp_path / "in.mkv", tmp_path / "par.tngv", quality=3.0, gop=4, workers=2, chunks=4, options=options)
     assert s.chunks == 4 and s.frames == 16
     assert not any("Ray is not installed" in w for w in s.warnings)  # the test extra installs Ray
     assert (tmp_path / "par.tngv").read_bytes() == (tmp_path / "seq.tngv").read_bytes()
+    encode_file(tmp_path / "in.mkv", tmp_path / "default.tngv", quality=3.0, gop=4)
+    assert (tmp_path / "default.tngv").read_bytes() != (tmp_path / "seq.tngv").read_bytes()
 
 
 def test_batch_reports_a_bad_input_finishes_the_rest_and_resumes(tmp_path):

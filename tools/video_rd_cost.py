@@ -25,24 +25,21 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from tngvideo.analysis.metrics import psnr  # noqa: E402
 from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL  # noqa: E402
 from tngvideo.media import read_video  # noqa: E402
 from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.video.codec import PFrameCoder, VideoEncoder, frame_tensor  # noqa: E402
-from tngvideo.video.registry import VideoCodecs, load_video_codecs  # noqa: E402
-from tngvideo.video.weights import load_video_weights  # noqa: E402
+from tngvideo.video.codec import VideoEncoder, frame_tensor  # noqa: E402
+from tngvideo.video.registry import VideoCodecs, load_video_codecs, video_codecs_from_file  # noqa: E402
 
 
 def codecs_for(spec: str) -> VideoCodecs:
     """A shipped model by name, or a P-frame model from a weights file (with the shipped image model)."""
     if spec.endswith(".safetensors"):
-        loaded = load_video_weights(spec)
-        return VideoCodecs(name=Path(spec).stem, image=ImageCodec.from_name(DEFAULT_IMAGE_MODEL),
-                           pframes=PFrameCoder.for_model(loaded.model, loaded.tables),
-                           weights_hash=loaded.weights_hash.hex())
+        return video_codecs_from_file(spec, ImageCodec.from_name(DEFAULT_IMAGE_MODEL))
     return load_video_codecs(spec)
 
 
@@ -58,8 +55,7 @@ def sequence_cost(codecs: VideoCodecs, frames: list, quality: float, gop: int) -
         x_hat = torch.from_numpy(out.reconstruction).permute(2, 0, 1)[None].float() / 255
         cost += pf.rd_cost(x, x_hat, 8 * len(out.packet), quality)
         nbytes += len(out.packet)
-        mse = float(((x_hat - x) ** 2).mean())
-        psnrs.append(10 * torch.log10(torch.tensor(1 / max(mse, 1e-12))).item())
+        psnrs.append(psnr(rgb, out.reconstruction))
     return {"J": round(cost, 1), "bytes": nbytes, "psnr_rgb": round(sum(psnrs) / len(psnrs), 3)}
 
 

@@ -55,6 +55,13 @@ def load_video_codecs(name: str | None = None, *, device: str = "cpu") -> VideoC
     path = WEIGHTS_DIR / f"{name}.safetensors"
     if not path.exists():
         raise FileNotFoundError(f"unknown video model '{name}' (shipped: {', '.join(available_video_models())})")
+    return video_codecs_from_file(path, image, name=name, device=device)
+
+
+def video_codecs_from_file(path: str | Path, image: ImageCodec, *, name: str | None = None,
+                           device: str = "cpu") -> VideoCodecs:
+    """The codecs of a P-frame weights file (a shipped model's or a training run's) with `image` for I-frames."""
     loaded = load_video_weights(path, device=device)
     pframes = PFrameCoder.for_model(loaded.model, loaded.tables)
-    return VideoCodecs(name=name, image=image, pframes=pframes, weights_hash=loaded.weights_hash.hex())
+    return VideoCodecs(name=name or Path(path).stem, image=image, pframes=pframes,
+                       weights_hash=loaded.weights_hash.hex())

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_clip
 from tngvideo.analysis.metrics import psnr_y
-from tngvideo.analysis.video_report import analyze, write_outputs
+from tngvideo.analysis.video_report import analyze, gop_profile, write_outputs
 from tngvideo.bitstream.container import TngvReader
 from tngvideo.cli import EXIT_BAD_DATA, EXIT_USAGE, main
 from tngvideo.image.latent_codec import DecodeError
@@ -61,7 +61,20 @@ def test_encode_analysis_with_peer_writes_consistent_csv_and_json(clip, tmp_path
         assert int(c["bytes"]) == j["bytes"] and c["codec"] == j["codec"] and int(c["index"]) == j["index"]
         assert float(c["psnr_rgb"]) == pytest.approx(j["psnr_rgb"])
     html = (tmp_path / "report.html").read_text()
-    assert "data:image/png;base64" in html and "BD-rate" in html
+    assert "data:image/png;base64" in html and "BD-rate" in html and "gop_profile.png" in html
+
+
+def test_gop_profile_averages_each_position_after_the_i_frames(clip):
+    """Position 0 is the I-frames, position k the k-th frame after one; bytes by component and PSNR
+    are the means over the frames at that position (here GOP 2: I P I P)."""
+    a = analyze(clip / "clip.mkv", qualities=[], gop=2, tngv=clip / "clip.tngv")
+    prof = gop_profile(a.rows)
+    assert [(p["position"], p["frames"]) for p in prof] == [(0, 2), (1, 2)]
+    for p, rows in zip(prof, (a.rows[0::2], a.rows[1::2])):
+        assert p["psnr_rgb"] == pytest.approx(sum(r.psnr_rgb for r in rows) / 2)
+        assert sum(p[f"bytes_{c}"] for c in ("intra", "motion", "residual", "header")) == pytest.approx(
+            sum(r.bytes for r in rows) / 2)
+    assert prof[0]["bytes_motion"] == 0 and prof[1]["bytes_intra"] == 0
 
 
 def test_corrupt_file_fails_clearly(clip, tmp_path, capsys):

@@ -153,7 +153,7 @@ def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_we
     for q in (1.0, 2.5, 4.0):
         enc = VideoEncoder(dense, tiny_video.pframes, width=50, height=30, quality=q, gop=8)
         same = VideoEncoder(tiny_video.image, tiny_video.pframes, width=50, height=30, quality=q, gop=8)
-        assert enc.intra_quality == pytest.approx(2 * q - 1, abs=1e-3)
+        assert tiny_video.pframes.intra_quality(dense, enc.frame_quality(intra=True)) == pytest.approx(2 * q - 1, abs=1e-3)
         dec = VideoDecoder(dense, tiny_video.pframes, width=50, height=30)
         for i, f in enumerate(frames):
             out = enc.encode(f)
@@ -579,3 +579,69 @@ def test_motion_is_estimated_against_the_previous_source_frame(tiny_weights):
     assert len(seen) == 2
     for i, ref in enumerate(seen):
         assert torch.equal(ref, frame_tensor(frames[i], image.device))
+
+
+def test_quality_cascade_codes_each_gop_position_at_its_offset_and_decodes(tiny_weights):
+    """I-frames at quality + intra_offset, the k-th P-frame after one at quality + p_offsets[(k-1) % n],
+    held to the model's range; every packet carries its quality and the plain decoder follows."""
+    image, pframes = motion_pframes(tiny_weights, mode_decision=True)
+    lo, hi = pframes.quality_range
+    options = EncoderOptions(intra_offset=1.5, p_offsets=(0.0, -0.5, -1.0), adaptive_intra=False)
+    for base in (3.0, hi - 0.5, lo + 0.25):
+        enc = VideoEncoder(image, pframes, width=50, height=30, quality=base, gop=5, options=options)
+        dec = VideoDecoder(image, pframes, width=50, height=30)
+        got = []
+        for i in range(7):
+            out = enc.encode(make_frame(i))
+            p, rgb = dec.decode(out.packet)
+            assert np.array_equal(rgb, out.reconstruction)
+            got.append(p.quality)
+        want = [base + d for d in (1.5, 0.0, -0.5, -1.0, 0.0, 1.5, 0.0)]
+        assert got == [round(min(hi, max(lo, q)) * 100) / 100 for q in want]
+    plain = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=5)
+    assert [dec.decode(plain.encode(make_frame(i)).packet)[0].quality for i in range(6)] == [3.0] * 6
+    for bad in ({"p_offsets": ()}, {"intra_offset": float("nan")}, {"p_offsets": (9.0,)}, {"intra_offset": True},
+                {"motion_estimators": ("sift",)}, {"motion_estimators": ()}):
+        with pytest.raises(ValueError):
+            EncoderOptions(**bad)
+
+
+def test_mode_decision_scores_the_visible_picture_not_the_padding(tiny_weights):
+    """The rate-distortion cost ignores what lies beyond the frame (the 64-aligned padding), and the
+    encoder passes the frame's size to it."""
+    image, pframes = motion_pframes(tiny_weights, mode_decision=True)
+    x = frame_tensor(make_frame(1), torch.device("cpu"))  # padded to 64x64
+    x_hat = x.clone()
+    x_hat[..., 30:, :] = 1 - x_hat[..., 30:, :]
+    assert pframes.rd_cost(x, x_hat, 100, 3.0, (30, 50)) == 100
+    assert pframes.rd_cost(x, x_hat, 100, 3.0) > 100
+    seen = []
+    real = pframes.rd_cost
+    pframes.rd_cost = lambda *a, **k: seen.append(a[4] if len(a) > 4 else k.get("hw")) or real(*a, **k)
+    enc = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=8)
+    for i in range(3):
+        enc.encode(make_frame(i))
+    assert seen and all(hw == (30, 50) for hw in seen)
+
+
+def test_motion_estimators_compete_on_real_cost_and_the_decoder_never_sees_which(tiny_weights):
+    """With two estimators the encoder keeps the frame that costs least among all their modes; the
+    choice is not in the bitstream (the same decoder reads it); unknown names are refused."""
+    image, pframes = motion_pframes(tiny_weights, mode_decision=False)
+    pframes.flow_net = lambda x, ref: torch.full_like(x[:, :2], -7.0)  # a poor "net" estimate
+    ref_rgb, cur_rgb = natural_image(30, 50, seed=3), np.roll(natural_image(30, 50, seed=3), (2, 3), axis=(0, 1))
+    ref = on_grid(frame_tensor(ref_rgb, torch.device("cpu")))
+    x = frame_tensor(cur_rgb, torch.device("cpu"))
+
+    def cost(f):
+        return pframes.rd_cost(x, f.x_hat, f.motion.payload_bits + f.residual.payload_bits, 3.0, (30, 50))
+
+    alone = {e: pframes.encode(x, ref, 3.0, hw=(30, 50), estimators=(e,)) for e in ("net", "dis")}
+    both = pframes.encode(x, ref, 3.0, hw=(30, 50), estimators=("net", "dis"))
+    assert both.estimator == "dis"  # DIS finds this integer shift
+    assert cost(both) == pytest.approx(min(cost(f) for f in alone.values()))
+    assert cost(alone["dis"]) != pytest.approx(cost(alone["net"]))  # the estimators give different motion
+    dec = pframes.decode(both.motion, both.residual, ref, 3.0, both.motion_quality)
+    assert torch.equal(on_grid(dec), on_grid(both.x_hat))
+    with pytest.raises(ValueError, match="estimator"):
+        pframes.encode(x, ref, 3.0, estimators=("sift",))

@@ -8,7 +8,14 @@ Codes each clip in closed loop (an I-frame, then P-frames with motion always cod
 P-frame, reports the motion and residual bytes (hyper-latent / latent), and the PSNR-RGB of
 three predictions: the reference itself (zero motion), the reference warped with the decoded
 flow, and the motion-compensation network's output; also the network's mean offset from the
-plain warp and its PSNR once that offset is removed. Writes results/pframe_diagnostics.json.
+plain warp and its PSNR once that offset is removed, the frame before and after the loop filter,
+and how well each flow estimator's uncoded flow warps the reference (the flow net's and OpenCV
+DIS's). Writes results/pframe_diagnostics.json.
+
+    python tools/pframe_diagnostics.py --shifts 5,2 0.5,0 2.25,-1.5 [clip]   # frame 0 shifted by (dx, dy)
+
+With --shifts, each clip's first frame is also moved by each pure translation (bicubic for
+sub-pixel shifts, the border cropped away) and both estimators' uncoded warps are scored.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.media import MediaError  # noqa: E402
 from tngvideo.train.video_data import named_clips  # noqa: E402
 from tngvideo.video.codec import frame_tensor, on_grid  # noqa: E402
+from tngvideo.video.flow_dis import dis_flow  # noqa: E402
+from tngvideo.video.model import reconstruct  # noqa: E402
 from tngvideo.video.registry import load_video_codecs  # noqa: E402
 from tngvideo.video.warp import backward_warp  # noqa: E402
 
@@ -54,6 +63,8 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
         motion, residual, x_hat = f.motion, f.residual, f.x_hat
         flow_hat = forced.decoded_flow(motion, ref, quality)
         warped, mc = backward_warp(ref, flow_hat), f.prediction
+        res_hat = forced._decode(forced.residual, residual, ref.shape[-2:], quality, ref.device)
+        unfiltered = reconstruct(mc, res_hat)
         offset = (mc - warped)[..., :h, :w].mean(dim=(0, 2, 3), keepdim=True)
         rows.append({
             "frame": i, "quality": quality,
@@ -61,10 +72,36 @@ def diagnose(codecs, frames, quality: float) -> list[dict]:
             "residual_bytes": [len(residual.hyper), len(residual.latent)],
             "psnr_zero_motion": _psnr(ref, x, h, w), "psnr_warp": _psnr(warped, x, h, w),
             "psnr_mc": _psnr(mc, x, h, w), "psnr_mc_offset_removed": _psnr(mc - offset, x, h, w),
-            "mc_mean_offset": float(offset.mean()), "psnr_frame": _psnr(x_hat.clamp(0, 1), x, h, w),
+            "mc_mean_offset": float(offset.mean()), "psnr_before_filter": _psnr(unfiltered.clamp(0, 1), x, h, w),
+            "psnr_frame": _psnr(x_hat.clamp(0, 1), x, h, w),
+            **{f"psnr_uncoded_{name}": _psnr(backward_warp(ref, net(x, source)), x, h, w)
+               for name, net in (("net", p.flow_net), ("dis", dis_flow))},
         })
         ref, source = on_grid(x_hat), x
     return rows
+
+
+@torch.no_grad()
+def shift_test(codecs, rgb, shifts: list[tuple[float, float]]) -> list[dict]:
+    """Each estimator's uncoded warp of frame `rgb` onto itself moved by (dx, dy) pixels."""
+    import torch.nn.functional as F
+
+    x = frame_tensor(rgb, codecs.image.device)
+    h, w = rgb.shape[:2]
+    m = 16  # border dropped after the shift
+    out = []
+    for dx, dy in shifts:
+        ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+        grid = torch.stack([(xs - dx) / (w - 1) * 2 - 1, (ys - dy) / (h - 1) * 2 - 1], dim=-1)[None]
+        moved = F.grid_sample(x[..., :h, :w], grid, mode="bicubic", align_corners=True).clamp(0, 1)
+        cur, ref = moved[..., m:-m, m:-m].contiguous(), x[..., m:h - m, m:w - m].contiguous()
+        row = {"dx": dx, "dy": dy}
+        for name, net in (("net", codecs.pframes.flow_net), ("dis", dis_flow)):
+            flow = net(cur, ref)
+            row[f"psnr_warp_{name}"] = _psnr(backward_warp(ref, flow)[..., m:-m, m:-m], cur[..., m:-m, m:-m], h, w)
+            row[f"mean_flow_{name}"] = [round(float(flow[:, 0].mean()), 3), round(float(flow[:, 1].mean()), 3)]
+        out.append(row)
+    return out
 
 
 def main() -> int:
@@ -74,6 +111,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=9)
     ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 4.0, 8.0])
     ap.add_argument("--model", default=None, help="video model (default: the newest shipped)")
+    ap.add_argument("--shifts", nargs="*", default=[], metavar="DX,DY", help="pure-translation test of the estimators")
     ap.add_argument("--out", default=str(ROOT / "results/pframe_diagnostics.json"))
     args = ap.parse_args()
     try:
@@ -85,11 +123,20 @@ def main() -> int:
             raise ValueError(f"no clips of two or more frames in {args.clips}")
         for q in args.qualities:
             codecs.pframes.check_quality(q)
+        shifts = [tuple(float(v) for v in s.split(",")) for s in args.shifts]
+        if any(len(s) != 2 for s in shifts):
+            raise ValueError("a shift is DX,DY")
     except (ValueError, FileNotFoundError, MediaError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    out = []
+    out, shift_rows = [], []
     for name, frames in clips:
+        if shifts:
+            rows = shift_test(codecs, frames[0], shifts)
+            shift_rows.append({"clip": name.name, "shifts": rows})
+            for r in rows:
+                print(f"{name.name} shift ({r['dx']:g}, {r['dy']:g}): warp PSNR net {r['psnr_warp_net']:.2f} dB, "
+                      f"DIS {r['psnr_warp_dis']:.2f} dB")
         for q in args.qualities:
             rows = diagnose(codecs, frames, q)
             mean = {k: sum(r[k] for r in rows) / len(rows) for k in rows[0] if k.startswith(("psnr", "mc_"))}
@@ -97,7 +144,7 @@ def main() -> int:
             print(f"{name.name} q{q}: " + ", ".join(f"{k} {v:.{3 if k.endswith('offset') else 2}f}"
                                                     for k, v in mean.items()))
     record = {"models": codecs.model_ids(), "device": device_description(), "clips": args.clips,
-              "frames": args.frames, "results": out}
+              "frames": args.frames, "results": out, **({"shift_test": shift_rows} if shift_rows else {})}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(Path(args.out), (json.dumps(record, indent=2) + "\n").encode())
     return 0

@@ -226,7 +226,23 @@ def to_json(analysis: Analysis) -> dict:
         "summaries": [{k: clean(v) for k, v in asdict(s).items()} for s in analysis.summaries],
         "bd_rate_psnr_rgb": {k: clean(v) for k, v in analysis.bd_rate_psnr.items()},
         "frames": [{k: clean(v) for k, v in asdict(r).items()} for r in analysis.rows],
+        "gop_profile": {str(st): [{k: clean(v) for k, v in p.items()} for p in
+                                  gop_profile([r for r in analysis.rows if r.codec == "tngvideo" and r.setting == st])]
+                        for st in dict.fromkeys(r.setting for r in analysis.rows if r.codec == "tngvideo")},
     }
+
+
+def gop_profile(rows: list[FrameRow]) -> list[dict]:
+    """Mean bytes by component and mean PSNR-RGB per position in the GOP (0: the I-frame, k: the
+    k-th frame after it), over the rows of one encode."""
+    at: dict[int, list[FrameRow]] = {}
+    k = 0
+    for r in sorted(rows, key=lambda r: r.index):
+        k = 0 if r.type == "I" else k + 1
+        at.setdefault(k, []).append(r)
+    return [{"position": k, "frames": len(rs), "psnr_rgb": _finite_mean(r.psnr_rgb for r in rs),
+             **{f"bytes_{c}": sum(getattr(r, f"bits_{c}") for r in rs) / 8 / len(rs) for c in COMPONENTS}}
+            for k, rs in sorted(at.items())]
 
 
 def _png(fig) -> bytes:
@@ -274,6 +290,26 @@ def charts(analysis: Analysis) -> dict[str, bytes]:
         ax.legend(fontsize=7)
         fig.tight_layout()
         out["psnr_per_frame.png"] = _png(fig)
+        plt.close(fig)
+        fig, axes = plt.subplots(len(settings), 1, figsize=(10, 2.6 * len(settings)), squeeze=False)
+        for ax, s in zip(axes[:, 0], settings):
+            prof = gop_profile([r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))])
+            x = [p["position"] for p in prof]
+            bottom = np.zeros(len(prof))
+            for comp in COMPONENTS:
+                v = np.array([p[f"bytes_{comp}"] for p in prof]) / 1000
+                ax.bar(x, v, bottom=bottom, label=comp, width=0.85)
+                bottom += v
+            ax.set_ylabel("mean kB")
+            ax.legend(fontsize=7, ncol=4, loc="upper left")
+            ax2 = ax.twinx()
+            ax2.plot(x, [p["psnr_rgb"] for p in prof], color="k", marker="o", lw=1.2)
+            ax2.set_ylabel("PSNR-RGB (dB)")
+            ax.set_title(f"tngvideo quality {s:g}: GOP profile, mean per position after the I-frame "
+                         "(bars: bytes by component, line: PSNR)", fontsize=9)
+        axes[-1, 0].set_xlabel("position in the GOP (0: I-frame)")
+        fig.tight_layout()
+        out["gop_profile.png"] = _png(fig)
         plt.close(fig)
     if len({s.codec for s in analysis.summaries}) > 1 or len(analysis.summaries) > 1:
         fig, ax = plt.subplots(figsize=(7, 4.8))

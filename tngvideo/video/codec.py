@@ -39,6 +39,7 @@ from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.weights import EntropyTables
 from tngvideo.image.search import encode_latents
 from tngvideo.video import PRESET_NAMES, EncoderOptions
+from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, PFrameModel, codable_flow, reconstruct
 from tngvideo.video.motion_search import search_motion
 
@@ -102,6 +103,7 @@ class InterFrame:
     x_hat: torch.Tensor
     motion_quality: float
     prediction: torch.Tensor  # what the decoder predicts from the reference and the motion streams
+    estimator: str | None = None  # the flow estimator whose motion was coded (None: no motion)
 
 
 def is_coded(streams: LatentStreams) -> bool:
@@ -122,8 +124,10 @@ class PFrameCoder:
                  flow_net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
                  mc: MotionCompensation | None = None,
                  reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = reconstruct,
-                 mode_decision: bool = True):
-        """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS);
+                 mode_decision: bool = True,
+                 extra_estimators: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None):
+        """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS), named
+        "net"; `extra_estimators` more that `encode` may try by name (default: "dis", OpenCV DIS);
         `reconstruct(pred, res_hat)` the frame from its prediction and the residual coder's output
         (the model's, with its loop filter if it has one); `mode_decision=False` always codes motion
         when there is a motion model."""
@@ -135,6 +139,7 @@ class PFrameCoder:
         self.mc = mc
         self.reconstruct = reconstruct
         self.mode_decision = mode_decision
+        self.extra_estimators = {"dis": dis_flow} if extra_estimators is None else dict(extra_estimators)
 
     @classmethod
     def for_model(cls, model: PFrameModel, tables: dict[str, EntropyTables]) -> "PFrameCoder":
@@ -178,16 +183,28 @@ class PFrameCoder:
         scales differ."""
         return image.model.quality_for_lambda(self._transform(self.residual).lambda_at(quality))
 
-    def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bits: int, quality: float) -> float:
-        """The training objective on real bytes: lambda(q) * 255^2 * MSE * pixels + bits."""
+    def rd_cost(self, x: torch.Tensor, x_hat: torch.Tensor, bits: int, quality: float,
+                hw: tuple[int, int] | None = None) -> float:
+        """The training objective on real bytes: lambda(q) * 255^2 * MSE * pixels + bits, the
+        distortion over the visible picture (the top-left `hw`; default all of x), not the padding."""
+        if hw is not None:
+            x, x_hat = x[..., : hw[0], : hw[1]], x_hat[..., : hw[0], : hw[1]]
         lmbda = self._transform(self.residual).lambda_at(quality)
         mse = float(((x_hat.clamp(0, 1) - x) ** 2).mean())
         return lmbda * 255.0**2 * mse * x.shape[-1] * x.shape[-2] + bits
 
+    @property
+    def estimators(self) -> tuple[str, ...]:
+        """The names of the flow estimators `encode` can try ("net" first)."""
+        return ("net", *self.extra_estimators) if self.flow_net is not None else ()
+
     @torch.no_grad()
-    def coded_flow_input(self, x: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
-        """What the motion coder codes: the estimated flow, made codable (`codable_flow`)."""
-        return codable_flow(self.flow_net(x, ref))
+    def coded_flow_input(self, x: torch.Tensor, ref: torch.Tensor, estimator: str = "net") -> torch.Tensor:
+        """What the motion coder codes: the flow by `estimator`, made codable (`codable_flow`)."""
+        if estimator not in self.estimators:
+            raise ValueError(f"unknown flow estimator {estimator!r} (this coder has {', '.join(self.estimators)})")
+        net = self.flow_net if estimator == "net" else self.extra_estimators[estimator]
+        return codable_flow(net(x, ref))
 
     def motion_qualities(self, quality: float, offsets: tuple[float, ...]) -> list[float]:
         """The motion qualities tried for a frame at `quality`: quality + each offset, held to the
@@ -204,13 +221,13 @@ class PFrameCoder:
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
                hw: tuple[int, int] | None = None, flow_ref: torch.Tensor | None = None,
                motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS,
-               zero_motion: bool | None = None) -> InterFrame:
-        """Mode decision: with a motion model, code the frame with motion at each of
-        `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
+               zero_motion: bool | None = None, estimators: tuple[str, ...] = ("net",)) -> InterFrame:
+        """Mode decision: with a motion model, code the frame with the motion of each of
+        `estimators` at each of `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
         `mode_decision`) with the plain reference as prediction (no motion bits), and keep
         whichever costs least in rate-distortion terms (no motion offsets: no motion). The decoder
         follows the choice from the stream (empty motion = no motion; the packet carries the
-        motion quality).
+        motion quality) and never sees the estimator. Distortion is measured over `hw`.
 
         search_steps > 0: the chosen mode's motion (if any) is coded again after a motion search
         (`tngvideo.video.motion_search`) over the region hw (the real frame size), and the residual
@@ -223,24 +240,26 @@ class PFrameCoder:
         if self.motion is None:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             return InterFrame(EMPTY, res_streams, x_hat, quality, ref)
-        flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref)
         best: InterFrame | None = None
         best_cost = math.inf
-        for mq in self.motion_qualities(quality, motion_offsets):
-            motion_streams, flow_hat = self._code(self.motion, flow, mq)
-            if not sendable_motion(motion_streams, flow_hat, x):
-                continue
-            pred = self.mc(ref, flow_hat)
-            res_streams, x_hat = self._code_prediction(x, pred, quality)
-            cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality)
-            if cost < best_cost:
-                best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred), cost
+        flows = {}
+        for name in dict.fromkeys(estimators) if motion_offsets else ():
+            flows[name] = flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref, name)
+            for mq in self.motion_qualities(quality, motion_offsets):
+                motion_streams, flow_hat = self._code(self.motion, flow, mq)
+                if not sendable_motion(motion_streams, flow_hat, x):
+                    continue
+                pred = self.mc(ref, flow_hat)
+                res_streams, x_hat = self._code_prediction(x, pred, quality)
+                cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality, hw)
+                if cost < best_cost:
+                    best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred, name), cost
         if best is None or (self.mode_decision if zero_motion is None else zero_motion):
             res_streams, x_hat = self._code_prediction(x, ref, quality)
-            if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality) <= best_cost:
+            if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality, hw) <= best_cost:
                 best = InterFrame(EMPTY, res_streams, x_hat, quality, ref)
         if search_steps > 0 and is_coded(best.motion):
-            best = self._search_motion(x, ref, flow, best, quality, search_steps, hw)
+            best = self._search_motion(x, ref, flows[best.estimator], best, quality, search_steps, hw)
         return best
 
     def _search_motion(self, x: torch.Tensor, ref: torch.Tensor, flow: torch.Tensor, best: InterFrame, quality: float,
@@ -260,7 +279,7 @@ class PFrameCoder:
             return best
         pred = self.mc(ref, flow_hat)
         res_streams, x_hat = self._code_prediction(x, pred, quality)
-        return InterFrame(streams, res_streams, x_hat, best.motion_quality, pred)
+        return InterFrame(streams, res_streams, x_hat, best.motion_quality, pred, best.estimator)
 
     @torch.no_grad()
     def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
@@ -307,7 +326,16 @@ class _Coded:
     """One frame coded one way: its streams by unit, the reconstruction and (P-frames) the motion."""
     streams: dict[str, LatentStreams]
     x_hat: torch.Tensor
-    mode: float | None = None  # a P-frame's mode: the quality its motion is coded at, None = no motion
+    quality: float  # the frame's quality (what its packet carries)
+    motion_quality: float | None = None  # a P-frame's motion quality, None = no motion
+    mode: "Mode | None" = None  # a P-frame's mode, None = no motion
+
+
+@dataclass(frozen=True)
+class Mode:
+    """A P-frame mode with motion: the flow estimator and the motion quality relative to the frame's."""
+    estimator: str
+    offset: float
 
 
 class VideoEncoder:
@@ -326,18 +354,27 @@ class VideoEncoder:
         self.image, self.pframes = image, pframes
         self.width, self.height = width, height
         self.quality = pframes.check_quality(quality)
-        self.intra_quality = pframes.intra_quality(image, self.quality)
         self.gop = gop
         self.index = first_index
         self._ref: torch.Tensor | None = None  # the decoded previous frame (what the decoder has)
         self._source: torch.Tensor | None = None  # the previous source frame (motion is estimated on it)
         self._since_intra = 0  # P-frames since the last I-frame
-        self._winner: float | None = None  # the last probed P-frame mode that won: its motion quality, None = no motion
+        self._winner: Mode | None = None  # the last probed P-frame mode that won, None = no motion
+
+    def frame_quality(self, intra: bool) -> float:
+        """The quality of the next frame, coded intra or not: the sequence's quality plus its
+        place in the cascade (`EncoderOptions.intra_offset`, `p_offsets`), held to the model's range
+        and to what a packet carries (0.01 steps)."""
+        o = self.options
+        d = o.intra_offset if intra else o.p_offsets[self._since_intra % len(o.p_offsets)]
+        lo, hi = self.pframes.quality_range
+        return round(min(hi, max(lo, self.quality + d)) * 100) / 100
 
     def _intra(self, x: torch.Tensor, search_steps: int) -> _Coded:
-        streams, x_hat = self.image.encode_tensor(x, self.intra_quality, search_steps=search_steps,
-                                                  hw=(self.height, self.width))
-        return _Coded({"intra": streams}, x_hat)
+        q = self.frame_quality(intra=True)
+        streams, x_hat = self.image.encode_tensor(x, self.pframes.intra_quality(self.image, q),
+                                                  search_steps=search_steps, hw=(self.height, self.width))
+        return _Coded({"intra": streams}, x_hat, quality=q)
 
     @property
     def _probe(self) -> bool:
@@ -347,19 +384,24 @@ class VideoEncoder:
     def _modes(self) -> dict:
         """The P-frame modes this frame tries: all of the preset's on a probe, else the last winner."""
         if self._probe:
-            return {"motion_offsets": self.preset.motion_offsets}
+            return {"motion_offsets": self.preset.motion_offsets, "estimators": self.options.motion_estimators}
         if self._winner is None:
             return {"motion_offsets": ()}
-        return {"motion_offsets": (self._winner - self.quality,), "zero_motion": False}
+        return {"motion_offsets": (self._winner.offset,), "zero_motion": False,
+                "estimators": (self._winner.estimator,)}
 
     def _inter(self, x: torch.Tensor, search_steps: int) -> _Coded:
-        f = self.pframes.encode(x, self._ref, self.quality, search_steps=search_steps, hw=(self.height, self.width),
+        q = self.frame_quality(intra=False)
+        f = self.pframes.encode(x, self._ref, q, search_steps=search_steps, hw=(self.height, self.width),
                                 flow_ref=self._source, **self._modes())
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat,
-                      f.motion_quality if is_coded(f.motion) else None)
+        mode = Mode(f.estimator, f.motion_quality - q) if is_coded(f.motion) and f.estimator else None
+        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode,
+                      motion_quality=f.motion_quality if is_coded(f.motion) else None)
 
     def _cost(self, x: torch.Tensor, c: _Coded) -> float:
-        return self.pframes.rd_cost(x, c.x_hat, sum(s.payload_bits for s in c.streams.values()), self.quality)
+        # one lambda for both candidates (the P-frame's), so that the choice is between rates and distortions
+        return self.pframes.rd_cost(x, c.x_hat, sum(s.payload_bits for s in c.streams.values()),
+                                    self.frame_quality(intra=False), (self.height, self.width))
 
     def encode(self, rgb: np.ndarray) -> EncodedFrame:
         if rgb.shape != (self.height, self.width, 3) or rgb.dtype != np.uint8:
@@ -376,8 +418,8 @@ class VideoEncoder:
         coded, x_hat = c.streams, c.x_hat
         ftype = FrameType.I if "intra" in coded else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
-        motion_quality = c.mode if c.mode != self.quality else None  # None: the frame's own (or no motion)
-        packet = FramePacket(ftype, self.quality, self.index, units, motion_quality)
+        motion_quality = c.motion_quality if c.motion_quality != c.quality else None  # None: the frame's own (or no motion)
+        packet = FramePacket(ftype, c.quality, self.index, units, motion_quality)
         bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
         if ftype == FrameType.I:

@@ -91,18 +91,21 @@ def _rotation(container, stream) -> int:
     return 0
 
 
+INPUT_OPTIONS = {"protocol_whitelist": "file"}  # an input (or a list such as HLS inside it) never reaches the network
+
+
 def _open_video(path: str | os.PathLike):
     """Open a video file, or a numbered image sequence given as a folder or a %d pattern."""
     p = Path(path)
-    kwargs = {}
+    kwargs: dict = {"options": dict(INPUT_OPTIONS)}
     if p.is_dir():
         files = sorted(f for f in p.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"))
         if not files:
             raise MediaError("folder holds no numbered images")
         p, first = _sequence_pattern(files[0])
-        kwargs = {"format": "image2", "options": {"framerate": "25", "start_number": str(first)}}
+        kwargs = {"format": "image2", "options": {**INPUT_OPTIONS, "framerate": "25", "start_number": str(first)}}
     elif "%" in p.name:
-        kwargs = {"format": "image2", "options": {"framerate": "25"}}
+        kwargs = {"format": "image2", "options": {**INPUT_OPTIONS, "framerate": "25"}}
     try:
         c = av.open(str(p), **kwargs)
     except (av.FFmpegError, OSError, ValueError) as exc:
@@ -173,11 +176,12 @@ VIDEO_OUTPUTS = {
 def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width: int, height: int,
                 time_base: Fraction, frame_rate: Fraction, colour: dict | None = None, rotation: int = 0,
                 passthrough_source: str | os.PathLike | None = None,
-                trim_passthrough: bool = False) -> tuple[int, list[str]]:
+                trim_passthrough: bool = False, passthrough_tngv: bool = False) -> tuple[int, list[str]]:
     """Write frames to .mkv (FFV1, lossless RGB) or .mp4 (H.264 for viewing), or to a folder
     of numbered PNGs when `path` is a directory or contains '%'. Colour description and display
     rotation are tagged; audio, subtitles and chapters of `passthrough_source` are copied (with
-    `trim_passthrough`, only packets that start within the time span of the written frames).
+    `trim_passthrough`, only packets that start within the time span of the written frames; with
+    `passthrough_tngv`, the source is opened as a `.tngv` file and nothing else).
     Returns (frame count, warnings about what could not be carried)."""
     path = Path(path)
     if path.is_dir() or "%" in path.name:
@@ -211,7 +215,7 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
                     setattr(s.codec_context, key, int(value))
             if rotation:
                 s.set_display_rotation(rotation)
-            pt = add_passthrough(str(passthrough_source), out) if passthrough_source is not None else None
+            pt = add_passthrough(str(passthrough_source), out, tngv=passthrough_tngv) if passthrough_source is not None else None
             span = None
             for f in frames:
                 vf = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")

@@ -232,7 +232,7 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
     n, warnings = write_video(
         dst, counted(), width=header.width, height=header.height, time_base=Fraction(*header.time_base),
         frame_rate=Fraction(*header.frame_rate), colour=header.colour, rotation=header.rotation,
-        passthrough_source=src, trim_passthrough=not (start == 0 and frames is None))
+        passthrough_source=src, trim_passthrough=not (start == 0 and frames is None), passthrough_tngv=True)
     return DecodeResult(n, report, warnings)
 
 

@@ -16,6 +16,7 @@ from typing import Iterator
 import av
 
 from tngvideo.bitstream.errors import BitstreamError
+from tngvideo.bitstream.passthrough import TNGV_DEMUXER, TNGV_OPEN_OPTIONS
 from tngvideo.bitstream.passthrough import TNGV_HANDLER as HANDLER
 from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.bitstream.tng_file import check_size
@@ -120,11 +121,13 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
 
 
 class TngvReader:
-    """Reads the sequence header and the frame packets of a .tngv file."""
+    """Reads the sequence header and the frame packets of a .tngv file (a path or a binary file
+    object), opened with the MP4 demuxer and the `file` protocol only."""
 
     def __init__(self, source):
         try:
-            self._c = av.open(source if not isinstance(source, Path) else str(source))
+            self._c = av.open(str(source) if isinstance(source, (str, Path)) else source, format=TNGV_DEMUXER,
+                              options=dict(TNGV_OPEN_OPTIONS))
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise BitstreamError(f"not a .tngv file, or a truncated or damaged one ({exc.__class__.__name__})") from None
         data = [s for s in self._c.streams.data]

@@ -13,6 +13,11 @@ from fractions import Fraction
 import av
 
 TNGV_HANDLER = "tngvideo"
+# How a `.tngv` file (or segment) is opened: the MP4 demuxer only (never a probed format such as an
+# HLS list that names other files) and FFmpeg's `file` protocol only (never the network), without
+# following the MP4 data references that may point at other files.
+TNGV_DEMUXER = "mp4"
+TNGV_OPEN_OPTIONS = {"protocol_whitelist": "file", "enable_drefs": "0"}
 COPIED_TYPES = ("audio", "subtitle")
 
 
@@ -28,9 +33,10 @@ def _describe(s) -> str:
     return f"{s.type} stream {s.index} ({name})"
 
 
-def add_passthrough(source_path: str, out: av.container.OutputContainer) -> Passthrough:
-    """Open `source_path` and add an output stream for each of its audio and subtitle streams."""
-    src = av.open(str(source_path))
+def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv: bool = False) -> Passthrough:
+    """Open `source_path` and add an output stream for each of its audio and subtitle streams.
+    `tngv`: the source is a `.tngv` file, opened as one (`TNGV_DEMUXER`, `TNGV_OPEN_OPTIONS`)."""
+    src = av.open(str(source_path), format=TNGV_DEMUXER, options=dict(TNGV_OPEN_OPTIONS)) if tngv else av.open(str(source_path))
     pt = Passthrough(src)
     for s in src.streams:
         if s.type == "video":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import m3u8
 
 from tngvideo.fileio import atomic_output
 
+MAX_PLAYLIST_BYTES = 2 << 20  # 2 MiB: some 50,000 segment lines as `segment` writes them
+MAX_PLAYLIST_ENTRIES = 20_000  # segments (or renditions) one playlist may list: 11 hours of 2 s segments
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")  # `http:`, `file:`, `concat:`, ... (FFmpeg reads them as protocols)
 CODECS = "tngv.1"  # format name and version, the value of CODECS in the master playlist
 HLS_VERSION = 7
 
@@ -57,11 +61,26 @@ class PlaylistError(ValueError):
     pass
 
 
-def _load(path: Path) -> m3u8.M3U8:
+def _read_text(path: Path) -> str:
+    """The playlist's text, refused early (before any parsing) when it is too large or too long."""
+    if not path.is_file():
+        raise PlaylistError(f"{path}: not a regular file")
+    with path.open("rb") as f:
+        raw = f.read(MAX_PLAYLIST_BYTES + 1)
+    if len(raw) > MAX_PLAYLIST_BYTES:
+        raise PlaylistError(f"{path}: playlist larger than {MAX_PLAYLIST_BYTES} bytes")
     try:
-        text = path.read_text()
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise PlaylistError(f"{path}: not a text playlist") from None
+    entries = sum(1 for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#"))
+    if entries > MAX_PLAYLIST_ENTRIES:
+        raise PlaylistError(f"{path}: more than {MAX_PLAYLIST_ENTRIES} entries")
+    return text
+
+
+def _load(path: Path) -> m3u8.M3U8:
+    text = _read_text(path)
     if not text.startswith("#EXTM3U"):
         raise PlaylistError(f"{path}: not an HLS playlist (no #EXTM3U)")
     try:
@@ -88,6 +107,16 @@ def segment_files(path: str | Path, rendition: int = 0) -> list[tuple[Path, floa
 
 
 def _child(playlist: Path, uri: str) -> Path:
-    if "://" in uri or uri.startswith("/") or ".." in Path(uri).parts:
-        raise PlaylistError(f"{playlist}: only relative local segment paths are supported ({uri!r})")
-    return playlist.parent / uri
+    """The file `uri` names, resolved (symbolic links included): a relative local path that stays
+    inside the playlist's folder. A `scheme:` prefix is refused even where a file of that name
+    exists, since FFmpeg would read it as a protocol (`http:host/x`, `file:/abs`)."""
+    if not uri or _SCHEME.match(uri) or uri.startswith(("/", "\\")) or "\\" in uri or "\0" in uri:
+        raise PlaylistError(f"{playlist}: only relative local segment paths are supported ({uri[:200]!r})")
+    root = playlist.parent.resolve()
+    try:
+        target = (root / uri).resolve()
+    except (OSError, RuntimeError) as exc:  # a symbolic link loop
+        raise PlaylistError(f"{playlist}: cannot resolve {uri[:200]!r} ({exc.__class__.__name__})") from None
+    if not target.is_relative_to(root):
+        raise PlaylistError(f"{playlist}: {uri[:200]!r} leads outside the playlist's folder")
+    return target

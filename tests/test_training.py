@@ -375,3 +375,25 @@ def test_rollouts_estimate_motion_against_the_previous_source_frame():
     loss, _ = rollout_loss(model, TNGImageModel(small), frames, torch.tensor([2.0, 7.0]), amp=False)
     assert torch.isfinite(loss)
     assert len(seen) == 2 and all(ref is frames[i] for i, ref in enumerate(seen))
+
+
+def test_rollouts_code_each_frame_at_its_place_in_the_quality_cascade():
+    """With a cascade the I-frame is coded at the lambda of q + intra_offset and the k-th P-frame
+    at q + p_offsets[(k - 1) % n], held to the model's range, as the encoder codes them."""
+    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.train.video_loop import rollout_loss
+    from tngvideo.video.model import PFrameModel, VideoModelConfig
+
+    small = ModelConfig(channels=16, latent_channels=24)
+    torch.manual_seed(0)
+    model, image = PFrameModel(VideoModelConfig(motion=small, residual=small)), TNGImageModel(small)
+    p_seen, i_seen = [], []
+    real_p, real_i = model.forward, image.forward
+    model.forward = lambda x, ref, q, **kw: (p_seen.append(q.tolist()), real_p(x, ref, q, **kw))[1]
+    image.forward = lambda x, q, **kw: (i_seen.append(q.tolist()), real_i(x, q, **kw))[1]
+    frames = [torch.rand(2, 3, 64, 64) for _ in range(5)]
+    hi = small.max_quality
+    rollout_loss(model, image, frames, torch.tensor([2.0, hi - 0.5]), amp=False, intra_offset=1.0, p_offsets=(0.0, -1.0))
+    assert p_seen == [[2.0, hi - 0.5], [1.0, hi - 1.5], [2.0, hi - 0.5], [1.0, hi - 1.5]]
+    want_i = [image.quality_for_lambda(model.residual.lambda_at(v)) for v in (3.0, hi)]
+    assert i_seen == [pytest.approx(want_i)]

@@ -46,6 +46,11 @@ class VideoTrainConfig:
     # to zero at half of the run
     prediction_weight: float = 0.0
     rollout: int = 1  # joint stage: P-frames per real-clip sample, each predicted from the last
+    # joint stage: the encoder's quality cascade (tngvideo.video.EncoderOptions) in rollouts: the
+    # I-frame at q + intra_offset, the k-th P-frame at q + p_offsets[(k - 1) % len(p_offsets)], so
+    # each frame's rate-distortion term is weighted by its place in the cascade
+    intra_offset: float = 0.0
+    p_offsets: list[float] = field(default_factory=lambda: [0.0])
     peak_lr: float = 5e-4
     filter_lr_scale: float = 1.0  # the loop filter's learning rate relative to the rest (a new filter learns faster)
     min_lr_fraction: float = 0.05
@@ -67,6 +72,8 @@ class VideoTrainConfig:
             raise ValueError(f"stage must be one of {STAGES}")
         if cfg.rollout < 1:
             raise ValueError("rollout must be at least 1")
+        if not cfg.p_offsets:
+            raise ValueError("p_offsets needs at least one offset")
         return cfg
 
 
@@ -75,18 +82,26 @@ def endpoint_error(pred: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
 
 
 def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[torch.Tensor], q: torch.Tensor, *,
-                 amp: bool, prediction_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
-    """Frame 0 coded by the (frozen) image model at the same lambda as the P-frame model at q
-    (as the codec's I-frames), each later frame predicted from the previous reconstruction with
-    motion estimated against the previous source frame (as the encoder does). Returns the mean RD loss over the P-frames and figures to log."""
-    q_intra = torch.tensor([image_model.quality_for_lambda(model.residual.lambda_at(v)) for v in q.tolist()],
+                 amp: bool, prediction_weight: float = 0.0, intra_offset: float = 0.0,
+                 p_offsets: tuple[float, ...] = (0.0,)) -> tuple[torch.Tensor, dict[str, float]]:
+    """Frame 0 coded by the (frozen) image model at the same lambda as the P-frame model at
+    q + intra_offset (as the codec's I-frames), each later frame predicted from the previous
+    reconstruction with motion estimated against the previous source frame (as the encoder does),
+    the k-th at q + p_offsets[(k - 1) % len(p_offsets)] (qualities held to the model's range).
+    Returns the mean RD loss over the P-frames and figures to log."""
+    lo, hi = model.residual.config.min_quality, model.residual.config.max_quality
+
+    def at(d: float) -> torch.Tensor:
+        return (q + d).clamp(lo, hi)
+
+    q_intra = torch.tensor([image_model.quality_for_lambda(model.residual.lambda_at(v)) for v in at(intra_offset).tolist()],
                            device=q.device)
     with torch.no_grad():
         ref_hat = image_model(frames[0], q_intra, amp=amp).x_hat.clamp(0, 1)
     pixels = frames[0].shape[2] * frames[0].shape[3]
     losses, mses, bpps, motion = [], [], [], []
-    for prev, cur in zip(frames, frames[1:]):
-        res = model(cur, ref_hat, q, amp=amp, flow_ref=prev)  # motion estimated on the source, as the encoder does
+    for k, (prev, cur) in enumerate(zip(frames, frames[1:])):
+        res = model(cur, ref_hat, at(p_offsets[k % len(p_offsets)]), amp=amp, flow_ref=prev)  # motion estimated on the source, as the encoder does
         mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
         bpp = (res.bits_motion + res.bits_residual) / pixels
         loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
@@ -163,7 +178,8 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                 else:
                     q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (model.residual.config.max_quality - 1)
                     loss, figures = rollout_loss(model, image_model, frames, q, amp=cfg.amp,
-                                                 prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress))
+                                                 prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress),
+                                                 intra_offset=cfg.intra_offset, p_offsets=tuple(cfg.p_offsets))
                     rec.update(loss=float(loss.detach()), **figures)
                 opt.zero_grad(set_to_none=True)
                 if not torch.isfinite(loss):  # a NaN step would poison the weights (and NaN flow crashes

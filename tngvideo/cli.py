@@ -48,13 +48,30 @@ def _output(path: str | Path, overwrite: bool) -> Path:
     return p
 
 
-def _codec(model: str):
+def _codec(model: str, *, from_file: Path | None = None):
+    """The image codec of a registered model: an unknown --model is a usage error, an unknown
+    model named by a file (`from_file`) is bad input data."""
     from tngvideo.image.codec import ImageCodec
+    from tngvideo.image.registry import UnknownModelError
 
     try:
         return ImageCodec.from_name(model)
-    except FileNotFoundError as exc:
+    except UnknownModelError as exc:
+        if from_file is not None:
+            raise CliError(f"{from_file}: made with an {exc}", EXIT_BAD_DATA) from None
         raise CliError(str(exc), EXIT_USAGE) from None
+
+
+def _check_image_input(src: Path, search: int) -> None:
+    """The picture's size, from its header, against the limits and this machine's memory: before
+    any pixel is decoded or encoded."""
+    from tngvideo.bitstream.tng_file import check_size
+    from tngvideo.limits import IMAGE_ENCODE, IMAGE_SEARCH, check_memory
+    from tngvideo.media import probe_image
+
+    w, h = probe_image(src)
+    check_size(w, h)
+    check_memory(w, h, IMAGE_SEARCH if search else IMAGE_ENCODE)
 
 
 def cmd_image_encode(args) -> int:
@@ -64,8 +81,9 @@ def cmd_image_encode(args) -> int:
 
     src = _input(args.input)
     out = _output(args.output or src.with_suffix(".tng"), args.overwrite)
-    rgb = read_image(src)
     codec = _codec(args.model)
+    _check_image_input(src, args.search)
+    rgb = read_image(src)
     t = time.perf_counter()
     res = codec.compress_with_info(rgb, args.quality, search_steps=args.search)
     ms = (time.perf_counter() - t) * 1000
@@ -87,7 +105,7 @@ def cmd_image_decode(args) -> int:
         model = unpack_image(data).model
     except BitstreamError as exc:
         raise CliError(f"{src}: {exc}", EXIT_BAD_DATA) from None
-    codec = _codec(model)
+    codec = _codec(model, from_file=src)
     t = time.perf_counter()
     rgb = codec.decompress(data)
     ms = (time.perf_counter() - t) * 1000
@@ -108,7 +126,33 @@ def _encoder_options(args):
     from tngvideo.video import EncoderOptions
 
     return EncoderOptions(preset=args.preset, search_steps=getattr(args, "search", 0),
-                          adaptive_intra=not getattr(args, "fixed_gop", False))
+                          adaptive_intra=not getattr(args, "fixed_gop", False), intra_offset=args.intra_offset,
+                          p_offsets=args.p_offsets, motion_estimators=args.motion_estimators)
+
+
+def _offsets(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not {text!r}") from None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+def _add_rate_allocation(p) -> None:
+    """The encoder's quality cascade and motion estimators (EncoderOptions), for every subcommand that encodes video."""
+    from tngvideo.video import DEFAULT_INTRA_OFFSET, DEFAULT_MOTION_ESTIMATORS, DEFAULT_P_OFFSETS, MOTION_ESTIMATORS
+
+    p.add_argument("--intra-offset", type=float, default=DEFAULT_INTRA_OFFSET, metavar="D",
+                   help=f"I-frames at quality + D (default {DEFAULT_INTRA_OFFSET:g})")
+    p.add_argument("--p-offsets", type=_offsets, default=DEFAULT_P_OFFSETS, metavar="D1,D2,...",
+                   help="the k-th P-frame after an I-frame at quality + D[(k-1) mod n] (default "
+                        f"{','.join(f'{d:g}' for d in DEFAULT_P_OFFSETS)}; negative lists as --p-offsets=-1,0)")
+    p.add_argument("--motion-estimators", type=_names, default=DEFAULT_MOTION_ESTIMATORS, metavar="NAMES",
+                   help=f"flow estimators each P-frame tries, cheapest kept ({', '.join(MOTION_ESTIMATORS)}; "
+                        f"default {','.join(DEFAULT_MOTION_ESTIMATORS)})")
 
 
 def cmd_encode(args) -> int:
@@ -404,6 +448,7 @@ def build_parser() -> argparse.ArgumentParser:
     preset_help = ("encoder speed against bytes: how often each P-frame tries every motion mode "
                    "(fast: one motion quality; medium: all every 4th P-frame; slow: all on every frame)")
     ve.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
+    _add_rate_allocation(ve)
     ve.add_argument("--workers", type=int, default=1,
                     help="encode GOP-aligned chunks in parallel on N workers (Ray if installed, else processes)")
     ve.add_argument("--chunks", type=int, default=None, help="number of chunks (default: one per worker)")
@@ -418,6 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--gop", type=int, default=DEFAULT_GOP)
     ba.add_argument("--model", default=None)
     ba.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
+    _add_rate_allocation(ba)
     ba.add_argument("--workers", type=int, default=1, help="files encoded at once (Ray if installed, else processes)")
     ba.add_argument("--ray-address", default=None, help="use a running Ray cluster")
     ba.set_defaults(func=cmd_batch)
@@ -444,6 +490,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--frames", type=int, default=None, help="segment only the first N frames")
     sg.add_argument("--model", default=None)
     sg.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
+    _add_rate_allocation(sg)
     sg.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
     sg.set_defaults(func=cmd_segment)
 
@@ -457,6 +504,7 @@ def build_parser() -> argparse.ArgumentParser:
     an.add_argument("--reference", help="the source video when INPUT is a .tngv")
     an.add_argument("--model", default=None)
     an.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
+    _add_rate_allocation(an)
     an.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
     an.set_defaults(func=cmd_analyze)
 
@@ -529,6 +577,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tngvideo.bitstream import BitstreamError
     from tngvideo.image.codec import DecodeError
+    from tngvideo.limits import MemoryLimitError
     from tngvideo.media import MediaError
     from tngvideo.streaming.playlist import PlaylistError
 
@@ -541,7 +590,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return exc.code
-    except (BitstreamError, DecodeError, MediaError, PlaylistError) as exc:  # bad input data
+    except (BitstreamError, DecodeError, MediaError, PlaylistError, MemoryLimitError) as exc:  # bad input data
         print(f"tngvideo: error: {getattr(args, 'input', '')}: {exc}", file=sys.stderr)
         return EXIT_BAD_DATA
     except ValueError as exc:

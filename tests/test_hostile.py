@@ -3,6 +3,7 @@ and exit codes. Each test states a property a hostile user must not be able to b
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -160,3 +161,213 @@ def test_a_huge_playlist_is_refused_quickly(tmp_path, capsys):
     short.write_text("#EXTM3U\n" + "a\n" * 30_000)
     assert main(["decode", str(short), "-o", str(tmp_path / "out.mkv"), "-q"]) == 3
     assert "entries" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------- 2. bombs refused before allocation
+
+def _no_network(monkeypatch):
+    """Make any run of the entropy model's networks (the first thing a decode runs) fail the test."""
+    from tngvideo.image.latent_codec import LatentCodec
+
+    def boom(*a, **k):
+        raise AssertionError("a network ran")
+
+    monkeypatch.setattr(LatentCodec, "_side", boom)
+
+
+@functools.cache
+def _real_streams() -> tuple[bytes, bytes, int]:
+    """The coded streams of a real 64x64 picture: what a crafted header can claim more of."""
+    from conftest import natural_image
+    from tngvideo.bitstream import unpack_image
+    from tngvideo.image.codec import ImageCodec
+
+    f = unpack_image(ImageCodec.from_name().compress(natural_image(64, 64), 4.0))
+    return f.hyper, f.latent, f.symbols_crc
+
+
+def _claiming_tng(width: int, height: int, *, model: str | None = None) -> bytes:
+    """A .tng of a real 64x64 picture's streams whose header claims width x height."""
+    from tngvideo.bitstream.tng_file import MAGIC, VERSION, _FIXED
+    import struct
+    import zlib
+
+    import hashlib
+
+    from tngvideo.image.registry import DEFAULT_MODEL, weights_path
+
+    weights_hash = hashlib.sha256(weights_path().read_bytes()).digest()[:8]
+    name = (model if model is not None else DEFAULT_MODEL).encode()
+    hyper, latent, crc = _real_streams()
+    head = MAGIC + bytes([VERSION, len(name)]) + name + _FIXED.pack(weights_hash, width, height, 400,
+                                                                      len(hyper), len(latent), crc)
+    body = head + hyper + latent
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+@pytest.mark.parametrize("size", [(4096, 2304), (2304, 4096), (8192, 4352), (16384, 64)])
+def test_a_tiny_tng_claiming_a_huge_picture_is_refused_before_any_network(size, tmp_path, monkeypatch, capsys):
+    data = _claiming_tng(*size)
+    assert len(data) < 320
+    (tmp_path / "bomb.tng").write_bytes(data)
+    _no_network(monkeypatch)
+    t = time.perf_counter()
+    assert main(["image", "decode", str(tmp_path / "bomb.tng"), "-o", str(tmp_path / "out.png"), "-q"]) == 3
+    assert time.perf_counter() - t < 10
+    _one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_tngv_claiming_a_huge_picture_is_refused_before_any_network(clip, tmp_path, monkeypatch, capsys):
+    from tngvideo.bitstream.container import TngvReader, write_tngv
+
+    with TngvReader(clip) as r:
+        header, packets = r.header, [(p.data, p.pts, p.duration) for p in r.packets()]
+    header.width, header.height = 4096, 2304
+    write_tngv(str(tmp_path / "bomb.tngv"), header, packets)
+    assert (tmp_path / "bomb.tngv").stat().st_size < 8000
+    _no_network(monkeypatch)
+    assert main(["decode", str(tmp_path / "bomb.tngv"), "-o", str(tmp_path / "out.mkv"), "-q"]) == 3
+    _one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "out.mkv").exists()
+
+
+def test_a_decode_needing_more_memory_than_available_is_refused_before_it_starts(tmp_path, monkeypatch, capsys):
+    from conftest import natural_image
+    from tngvideo.image.codec import ImageCodec
+
+    (tmp_path / "a.tng").write_bytes(ImageCodec.from_name().compress(natural_image(512, 512), 2.0))
+    monkeypatch.setenv("TNGVIDEO_MEMORY_LIMIT", "0.2G")
+    _no_network(monkeypatch)
+    assert main(["image", "decode", str(tmp_path / "a.tng"), "-o", str(tmp_path / "a.png"), "-q"]) == 3
+    err = capsys.readouterr().err
+    _one_line_error(err)
+    assert "GB of memory" in err
+
+
+@pytest.mark.parametrize("size", [(20000, 64), (5000, 5000)])
+def test_image_encode_checks_the_size_before_reading_or_encoding(size, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    import tngvideo.media
+
+    Image.new("RGB", size).save(tmp_path / "big.png")
+
+    def boom(*a, **k):
+        raise AssertionError("pixels were read")
+
+    monkeypatch.setattr(tngvideo.media, "read_image", boom)
+    assert main(["image", "encode", str(tmp_path / "big.png"), "-o", str(tmp_path / "big.tng"), "-q"]) == 3
+    _one_line_error(capsys.readouterr().err)
+    assert not (tmp_path / "big.tng").exists()
+
+
+# ---------------------------------------------------------------- 3. model names are names, never paths
+
+def test_a_model_name_in_a_tng_header_is_never_used_as_a_path(tiny_weights, tmp_path, monkeypatch, capsys):
+    import tngvideo.image.codec
+    from tngvideo.image.registry import WEIGHTS_DIR
+
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.copy(tiny_weights, elsewhere / "x.safetensors")
+    escape = os.path.relpath(elsewhere / "x", WEIGHTS_DIR)
+    assert escape.startswith("..")
+
+    def boom(*a, **k):
+        raise AssertionError("weights were opened")
+
+    names = (escape, str(elsewhere / "x"), "", "no-such-model", "tng-image-11/../tng-image-11", "a\nb")
+    files = [_claiming_tng(64, 64, model=name) for name in names]
+    monkeypatch.setattr(tngvideo.image.codec, "load_weights", boom)
+    for name, data in zip(names, files):
+        (tmp_path / "a.tng").write_bytes(data)
+        assert main(["image", "decode", str(tmp_path / "a.tng"), "-o", str(tmp_path / "a.png"), "-q"]) == 3, name
+        err = capsys.readouterr().err
+        _one_line_error(err)
+        assert "unknown model" in err
+
+
+def test_a_video_model_name_in_a_tngv_header_is_never_used_as_a_path(clip, tiny_weights, tmp_path, monkeypatch,
+                                                                    capsys):
+    import tngvideo.video.registry
+    from tngvideo.bitstream.container import TngvReader, write_tngv
+
+    shutil.copy(tiny_weights, tmp_path / "x.safetensors")
+    escape = os.path.relpath(tmp_path / "x", tngvideo.video.registry.WEIGHTS_DIR)
+
+    def boom(*a, **k):
+        raise AssertionError("weights were opened")
+
+    monkeypatch.setattr(tngvideo.video.registry, "load_video_weights", boom)
+    with TngvReader(clip) as r:
+        header, packets = r.header, [(p.data, p.pts, p.duration) for p in r.packets()]
+    for i, name in enumerate([f"{escape}:abc", "nope", ""]):
+        header.models = {**header.models, "video": name}
+        write_tngv(str(tmp_path / f"{i}.tngv"), header, packets)
+        assert main(["decode", str(tmp_path / f"{i}.tngv"), "-o", str(tmp_path / f"{i}.mkv"), "-q"]) == 3
+        err = capsys.readouterr().err
+        _one_line_error(err)
+        assert "model" in err
+
+
+def test_an_unknown_model_option_is_a_usage_error(tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "a.png")
+    assert main(["image", "encode", str(tmp_path / "a.png"), "--model", "../x", "-q"]) == 2
+    _one_line_error(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- 4. sequence headers validated by type
+
+BAD_FIELDS = {
+    "frame_rate zero denominator": {"frame_rate": [1, 0]},
+    "width string": {"width": "176"},
+    "width null": {"width": None},
+    "width float": {"width": 176.5},
+    "width bool": {"width": True},
+    "frame_count string": {"frame_count": "6"},
+    "gop string": {"gop": "4"},
+    "huge frame_rate": {"frame_rate": [10**40, 1]},
+    "huge iframe_pts": {"iframe_pts": [10**40, 3]},
+    "huge colour": {"colour": {"color_primaries": 10**40}},
+    "colour string": {"colour": "bt709"},
+    "models list": {"models": ["x"]},
+    "models values": {"models": {"video": 7}},
+    "iframes strings": {"iframes": ["0", "3"]},
+    "time_base one number": {"time_base": [25]},
+    "rotation string": {"rotation": "90"},
+    "width missing": {"width": KeyError},
+    "version string": {"version": "1"},
+}
+
+
+def _header_files(clip, tmp_path) -> dict[str, Path]:
+    from tngvideo.bitstream.container import TngvReader
+    from tngvideo.fuzzing import mux_raw
+
+    with TngvReader(clip) as r:
+        good = json.loads(r.header.to_json())
+        packets = [(p.data, p.pts, p.duration) for p in r.packets()]
+    out = {}
+    for name, change in BAD_FIELDS.items():
+        d = {k: v for k, v in {**good, **change}.items() if v is not KeyError}
+        out[name] = json.dumps(d)
+    out["nested 100,000 deep"] = "[" * 100_000 + "]" * 100_000
+    out["number of 5,000 digits"] = json.dumps(good)[:-1] + ',"x":' + "9" * 5000 + "}"
+    paths = {}
+    for i, (name, text) in enumerate(out.items()):
+        paths[name] = tmp_path / f"h{i}.tngv"
+        mux_raw(paths[name], text, packets)
+    return paths
+
+
+def test_sequence_header_fields_of_the_wrong_type_give_a_clear_error_in_decode_and_info(clip, tmp_path, capsys):
+    for name, path in _header_files(clip, tmp_path).items():
+        out = tmp_path / f"{path.stem}.mkv"
+        assert main(["decode", str(path), "-o", str(out), "-q"]) == 3, name
+        _one_line_error(capsys.readouterr().err)
+        assert not out.exists()
+        assert main(["info", str(path)]) == 3, name
+        _one_line_error(capsys.readouterr().err)

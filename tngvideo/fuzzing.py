@@ -157,6 +157,27 @@ def _length_fields(pk: bytes) -> list[tuple[int, int]]:
     return fields
 
 
+def mux_raw(target, comment: str, packets: list[tuple[bytes, int, int]], time_base: Fraction = Fraction(1, 25)) -> None:
+    """A `.tngv` container holding any text as its sequence header (nothing validated, unlike
+    `write_tngv`): for headers crafted to be wrong."""
+    import av
+
+    from tngvideo.bitstream.passthrough import TNGV_HANDLER
+
+    with av.open(str(target), "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
+        out.metadata["comment"] = comment
+        stream = out.add_data_stream("bin_data")
+        stream.time_base = time_base
+        stream.metadata["handler_name"] = TNGV_HANDLER
+        for data, pts, duration in packets:
+            pk = av.Packet(data)
+            pk.pts = pk.dts = pts
+            pk.duration = max(1, duration)
+            pk.time_base = time_base
+            pk.stream = stream
+            out.mux(pk)
+
+
 def make_seeds(workdir: Path) -> tuple[list[Seed], list[Seed]]:
     """Two small files of each kind, made with the shipped models: (seeds, donors)."""
     import numpy as np

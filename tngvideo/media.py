@@ -35,6 +35,15 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
 
 
+def probe_image(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) from the image's header alone: nothing is decoded."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
+
+
 def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
     """Write an (H, W, 3) uint8 array; the format follows the suffix (PNG by default)."""
     path = Path(path)

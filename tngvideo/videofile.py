@@ -14,7 +14,9 @@ from tngvideo.analysis.metrics import psnr
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.fileio import atomic_output
+from tngvideo.bitstream.tng_file import check_size
 from tngvideo.image.latent_codec import DecodeError
+from tngvideo.limits import VIDEO_DECODE, VIDEO_ENCODE, MemoryLimitError, check_memory
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
 from tngvideo.video import DEFAULT_GOP, EncoderOptions
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
@@ -104,6 +106,8 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
     `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra)."""
     info = probe_video(src)
+    check_size(info.width, info.height)  # before anything is encoded
+    check_memory(info.width, info.height, VIDEO_ENCODE)
     t0 = time.perf_counter()
     notes, n_chunks = [], 1
     if workers > 1 or ray_address or (chunks or 1) > 1:
@@ -128,6 +132,14 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
         encode_fps=n / max(elapsed, 1e-9), frame_stats=seq.stats, frame_psnr=seq.psnr, warnings=warnings,
         chunks=n_chunks,
     )
+
+
+def _video_model_name(header: SequenceHeader) -> str:
+    """The registered name of the header's video model ("name:weights-hash" or "name")."""
+    name = header.models.get("video", "").split(":")[0]
+    if not name:
+        raise DecodeError("the sequence header names no video model")
+    return name
 
 
 def _check_models(header: SequenceHeader, codecs: VideoCodecs) -> None:
@@ -167,12 +179,13 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
         raise ValueError("on_error must be 'stop' or 'conceal'")
     reader = TngvReader(src)
     header = reader.header
-    try:
-        codecs = codecs or load_video_codecs(str(header.models.get("video", "")).split(":")[0])
-    except FileNotFoundError as exc:
+    try:  # all before any network runs
+        check_memory(header.width, header.height, VIDEO_DECODE)
+        codecs = codecs or load_video_codecs(_video_model_name(header))
+        _check_models(header, codecs)
+    except (FileNotFoundError, MemoryLimitError, DecodeError) as exc:
         reader.close()
         raise DecodeError(str(exc)) from None
-    _check_models(header, codecs)
     k = max([j for j, i in enumerate(header.iframes) if i <= start], default=None)
     first_i, first_pts = (header.iframes[k], header.iframe_pts[k]) if k is not None else (0, None)
     end = header.frame_count if frames is None else min(header.frame_count, start + frames)

@@ -19,12 +19,16 @@ from tngvideo.bitstream.errors import BitstreamError
 from tngvideo.bitstream.passthrough import TNGV_DEMUXER, TNGV_OPEN_OPTIONS
 from tngvideo.bitstream.passthrough import TNGV_HANDLER as HANDLER
 from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
-from tngvideo.bitstream.tng_file import check_size
+from tngvideo.bitstream.tng_file import MAX_SIDE, check_size
 
 FORMAT = "tngv"
 FORMAT_VERSION = 1
 MAX_FRAMES = 10_000_000
 MAX_HEADER_BYTES = 1 << 20
+MAX_RATIONAL = 2**31 - 1  # FFmpeg's rationals are 32-bit
+MAX_TICKS = 2**62  # timestamps: FFmpeg's are 64-bit, with room for sums
+MAX_MODELS, MAX_NAME = 8, 256  # role -> "name:weights-hash" entries in `models`
+COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")  # FFmpeg's enums, 0-255
 
 
 @dataclass
@@ -49,41 +53,96 @@ class SequenceHeader:
 
     @classmethod
     def from_json(cls, text: str) -> "SequenceHeader":
-        if len(text) > MAX_HEADER_BYTES:
-            raise BitstreamError("sequence header too large")
-        try:
-            d = json.loads(text)
-        except json.JSONDecodeError:
-            raise BitstreamError("corrupt sequence header (not JSON)") from None
+        """Parse and validate by type and range (`HeaderFields`): any other JSON is BitstreamError."""
+        d = _parse_json(text)
         if not isinstance(d, dict) or d.get("format") != FORMAT:
             raise BitstreamError("not a .tngv file (no tngvideo sequence header)")
-        if d.get("version") != FORMAT_VERSION:
-            raise BitstreamError(f"unsupported .tngv version {d.get('version')} (this build reads {FORMAT_VERSION})")
-        try:
-            h = cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
-            h.time_base = tuple(int(v) for v in h.time_base)
-            h.frame_rate = tuple(int(v) for v in h.frame_rate)
-            h.iframes = [int(i) for i in h.iframes]
-            h.iframe_pts = [int(i) for i in h.iframe_pts]
-            if len(h.time_base) != 2 or len(h.frame_rate) != 2:
-                raise ValueError("a rate is not a pair")
-        except (TypeError, ValueError, KeyError):
-            raise BitstreamError("corrupt sequence header (fields)") from None
+        if d.get("version") != FORMAT_VERSION or type(d.get("version")) is not int:
+            shown = str(d.get("version"))[:20]
+            raise BitstreamError(f"unsupported .tngv version {shown} (this build reads {FORMAT_VERSION})")
+        f = HeaderFields(d)
+        h = cls(width=f.integer("width", 1, MAX_SIDE), height=f.integer("height", 1, MAX_SIDE),
+                time_base=f.rational("time_base"), frame_rate=f.rational("frame_rate"),
+                gop=f.integer("gop", 1, MAX_FRAMES), frame_count=f.integer("frame_count", 0, MAX_FRAMES),
+                iframes=f.integers("iframes", 0, MAX_FRAMES), iframe_pts=f.integers("iframe_pts", -MAX_TICKS, MAX_TICKS),
+                models=f.names("models"), colour=f.colour("colour"), rotation=f.integer("rotation", 0, 359, default=0),
+                start_pts=f.integer("start_pts", -MAX_TICKS, MAX_TICKS, default=0))
         h.validate()
         return h
 
     def validate(self) -> None:
+        """Relations between the fields (each field's own type and range: `from_json`)."""
         check_size(self.width, self.height)
         if not 0 <= self.frame_count <= MAX_FRAMES:
             raise BitstreamError(f"frame count {self.frame_count} outside the supported range")
-        if self.time_base[0] <= 0 or self.time_base[1] <= 0 or self.gop < 1:
-            raise BitstreamError("corrupt sequence header (time base or GOP)")
+        if min(*self.time_base, *self.frame_rate) <= 0 or self.gop < 1:
+            raise BitstreamError("corrupt sequence header (time base, frame rate or GOP)")
         if any(not 0 <= i < max(self.frame_count, 1) for i in self.iframes) or len(self.iframe_pts) != len(self.iframes):
             raise BitstreamError("corrupt sequence header (I-frame index)")
 
     @property
     def tb(self) -> Fraction:
         return Fraction(*self.time_base)
+
+
+def _parse_json(text: str):
+    if not isinstance(text, str) or len(text) > MAX_HEADER_BYTES:
+        raise BitstreamError("sequence header too large")
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # not JSON, numbers of thousands of digits, deep nesting
+        raise BitstreamError("corrupt sequence header (not JSON, or nested too deeply)") from None
+
+
+class HeaderFields:
+    """Typed reads of the sequence header's JSON object: each returns the field or raises
+    BitstreamError naming it. JSON booleans are not integers, and integers are not floats."""
+
+    def __init__(self, d: dict):
+        self.d = d
+
+    def _get(self, key: str, default):
+        if key not in self.d:
+            if default is None:
+                raise BitstreamError(f"corrupt sequence header ({key} missing)")
+            return default
+        return self.d[key]
+
+    @staticmethod
+    def _bad(key: str) -> BitstreamError:
+        return BitstreamError(f"corrupt sequence header ({key}: wrong type or out of range)")
+
+    def integer(self, key: str, lo: int, hi: int, default: int | None = None) -> int:
+        v = self._get(key, default)
+        if type(v) is not int or not lo <= v <= hi:
+            raise self._bad(key)
+        return v
+
+    def rational(self, key: str) -> tuple[int, int]:
+        """A positive fraction [numerator, denominator], each within FFmpeg's 32-bit rationals."""
+        v = self._get(key, None)
+        if not (isinstance(v, list) and len(v) == 2 and all(type(x) is int and 0 < x <= MAX_RATIONAL for x in v)):
+            raise self._bad(key)
+        return v[0], v[1]
+
+    def integers(self, key: str, lo: int, hi: int) -> list[int]:
+        v = self._get(key, None)
+        if not isinstance(v, list) or len(v) > MAX_FRAMES or any(type(x) is not int or not lo <= x <= hi for x in v):
+            raise self._bad(key)
+        return list(v)
+
+    def names(self, key: str) -> dict[str, str]:
+        v = self._get(key, None)
+        if not (isinstance(v, dict) and 0 < len(v) <= MAX_MODELS
+                and all(isinstance(x, str) and 0 < len(x) <= MAX_NAME for kv in v.items() for x in kv)):
+            raise self._bad(key)
+        return dict(v)
+
+    def colour(self, key: str) -> dict[str, int]:
+        v = self._get(key, {})
+        if not (isinstance(v, dict) and all(k in COLOUR_KEYS and type(x) is int and 0 <= x <= 255 for k, x in v.items())):
+            raise self._bad(key)
+        return dict(v)
 
 
 @dataclass(frozen=True)

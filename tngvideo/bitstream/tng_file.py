@@ -29,7 +29,10 @@ from tngvideo.bitstream.errors import BitstreamError
 MAGIC = b"TNGI"
 VERSION = 1
 MAX_SIDE = 16384
-MAX_PIXELS = 8192 * 4352  # 35.7 Mpixel: 8K UHD and DCI 8K; a decoder never allocates for more
+# 9.4 Mpixel: 4K UHD and DCI 4K. A decode needs about 1.3 GB per megapixel (tngvideo.limits), so
+# this is what a machine with 16 GB can meet; a decoder never allocates for more, and refuses
+# less where the machine's memory would not do.
+MAX_PIXELS = 4096 * 2304
 _FIXED = struct.Struct("<8sIIHIII")
 
 
@@ -50,8 +53,10 @@ class TngImageFile:
 
 
 def check_size(width: int, height: int) -> None:
+    """BitstreamError unless width x height is within MAX_SIDE and MAX_PIXELS."""
     if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE) or width * height > MAX_PIXELS:
-        raise BitstreamError(f"image size {width}x{height} is outside the supported range")
+        raise BitstreamError(f"picture size {width}x{height} is outside the supported range "
+                             f"(up to {MAX_SIDE} on a side and {MAX_PIXELS / 1e6:.1f} Mpixel)")
 
 
 def pack_image(f: TngImageFile) -> bytes:

@@ -29,6 +29,10 @@ class CdfTables:
     def count(self) -> int:
         return int(self.pmf.shape[0])
 
+    def least_bits(self) -> np.ndarray:
+        """Per table, the fewest bits one symbol can cost: -log2 of its largest probability."""
+        return -np.log2(self.pmf.max(axis=1).astype(np.float64) / 2.0**PRECISION)
+
     def bits(self, symbols: np.ndarray, indices: np.ndarray) -> float:
         """Ideal code length in bits of `symbols` under tables `indices` (escapes excluded)."""
         cat = symbols.astype(np.int64) - self.offset[indices]

@@ -18,6 +18,7 @@ from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
 from tngvideo.image.search import encode_latents
 from tngvideo.image.weights import LoadedModel, load_weights
+from tngvideo.limits import IMAGE_DECODE, MemoryLimitError, check_memory
 
 __all__ = ["CompressResult", "DecodeError", "ImageCodec", "check_quality", "to_rgb8"]
 
@@ -130,6 +131,11 @@ class ImageCodec:
             raise DecodeError(f"quality {f.quality} is outside this model's range")
         ph, pw = (_ceil(f.height, 64), _ceil(f.width, 64))
         streams = LatentStreams(f.hyper, f.latent, f.symbols_crc, estimated_bits=float("nan"))
+        self.latents.check_stream_lengths(streams, (1, self.model.config.latent_channels, ph // 16, pw // 16))
+        try:  # both before any network runs
+            check_memory(f.width, f.height, IMAGE_DECODE)
+        except MemoryLimitError as exc:
+            raise DecodeError(str(exc)) from None
         x_hat = self.decode_tensor(streams, (ph, pw), f.quality)
         return rgb8_from_tensor(x_hat, f.height, f.width)
 

@@ -38,6 +38,16 @@ class DecodeError(ValueError):
     """A stream that this codec cannot decode (corrupt, or made by other weights)."""
 
 
+# A stream cannot be shorter than the information its symbols carry when each takes its most
+# likely value (ANS output is at least that, less the coder's 64-bit state). Half of that bound
+# is required: a tiny stream cannot describe a huge picture, and no real stream comes near it.
+_BOUND_SHARE, _STATE_BITS = 0.5, 64
+
+
+def _least_bytes(bits: float) -> int:
+    return max(0, int((_BOUND_SHARE * bits - _STATE_BITS) // 8))
+
+
 @dataclass(frozen=True)
 class LatentStreams:
     hyper: bytes
@@ -64,6 +74,8 @@ class LatentCodec:
         # explicit step: integer versions of the scale networks, from the weights
         self._scale_net = ExactNet(coder.h_s)
         self._context_net = ExactNet(coder.ctx_s, in_bits=ACT_BITS) if coder.config.context else None
+        self._hyper_bits = float(tables.hyper.least_bits().sum())  # one hyper-latent position, all channels
+        self._latent_bits = float(tables.latent.least_bits().min())  # one latent symbol
 
     def _hyper_indices(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
@@ -119,9 +131,24 @@ class LatentCodec:
         )
         return streams, y_sym + mean
 
+    def least_stream_bytes(self, latent_shape: tuple[int, int, int, int]) -> tuple[int, int]:
+        """(hyper-latent, latent) stream lengths below which no stream of this shape can be."""
+        b, c, h, w = latent_shape
+        _, _, hh, hw = self.hyper_shape(latent_shape)
+        return _least_bytes(self._hyper_bits * b * hh * hw), _least_bytes(self._latent_bits * b * c * h * w)
+
+    def check_stream_lengths(self, streams: LatentStreams, latent_shape: tuple[int, int, int, int]) -> None:
+        """DecodeError when the streams are too short for the picture size they are decoded at
+        (checked before anything is allocated for it)."""
+        least_hyper, least_latent = self.least_stream_bytes(latent_shape)
+        if len(streams.hyper) < least_hyper or len(streams.latent) < least_latent:
+            raise DecodeError(f"{len(streams.hyper) + len(streams.latent)} bytes of coded data cannot describe a "
+                              f"picture of this size (at least {least_hyper + least_latent} needed)")
+
     @torch.no_grad()
     def decode(self, streams: LatentStreams, latent_shape: tuple[int, int, int, int], device: torch.device) -> torch.Tensor:
         """Inverse of `encode`: the same y_hat the encoder had."""
+        self.check_stream_lengths(streams, latent_shape)
         try:
             z_np = decode_symbols(streams.hyper, self._hyper_indices(self.hyper_shape(latent_shape)), self.tables.hyper)
             z_sym = torch.from_numpy(z_np.astype(np.float32))

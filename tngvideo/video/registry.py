@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tngvideo.image.codec import ImageCodec
 from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
+from tngvideo.image.registry import UnknownModelError, shown_name
 from tngvideo.video.codec import PFrameCoder
 from tngvideo.video.weights import load_video_weights
 
@@ -48,14 +49,16 @@ class VideoCodecs:
 
 
 def load_video_codecs(name: str | None = None, *, device: str = "cpu") -> VideoCodecs:
+    """The codecs of a registered video model (default: the newest). Any other name, a file
+    header's included, is refused with `UnknownModelError` before anything is opened."""
     name = name or default_video_model()
+    if not isinstance(name, str) or name not in available_video_models():
+        raise UnknownModelError(f"unknown video model {shown_name(name)} "
+                                f"(shipped: {', '.join(available_video_models())})")
     image = ImageCodec.from_name(DEFAULT_IMAGE_MODEL, device=device)
     if name == BASELINE_MODEL:
         return VideoCodecs(name=name, image=image, pframes=PFrameCoder(residual=image.latents))
-    path = WEIGHTS_DIR / f"{name}.safetensors"
-    if not path.exists():
-        raise FileNotFoundError(f"unknown video model '{name}' (shipped: {', '.join(available_video_models())})")
-    return video_codecs_from_file(path, image, name=name, device=device)
+    return video_codecs_from_file(WEIGHTS_DIR / f"{name}.safetensors", image, name=name, device=device)
 
 
 def video_codecs_from_file(path: str | Path, image: ImageCodec, *, name: str | None = None,

@@ -371,3 +371,194 @@ def test_sequence_header_fields_of_the_wrong_type_give_a_clear_error_in_decode_a
         assert not out.exists()
         assert main(["info", str(path)]) == 3, name
         _one_line_error(capsys.readouterr().err)
+
+
+# ---------------------------------------------------------------- 5. outputs
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.mark.parametrize("pattern", [None, "p_%05d.png"])
+def test_numbered_frames_never_overwrite_without_y(pattern, clip, tmp_path, capsys):
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    out = folder if pattern is None else folder / pattern
+    existing = folder / ("frame_000002.png" if pattern is None else "p_00002.png")
+    existing.write_bytes(b"keep")
+    assert main(["decode", str(clip), "-o", str(out), "-q"]) == 5
+    _one_line_error(capsys.readouterr().err)
+    assert existing.read_bytes() == b"keep" and _files(folder) == [existing.name]
+    assert main(["decode", str(clip), "-o", str(out), "-q", "-y"]) == 0
+    assert len(_files(folder)) == 6 and existing.read_bytes() != b"keep"
+
+
+def _damaged(clip: Path, tmp_path: Path, index: int) -> Path:
+    from tngvideo.bitstream.container import TngvReader
+
+    data = bytearray(clip.read_bytes())
+    with TngvReader(clip) as r:
+        pk = [p.data for p in r.packets()][index]
+    at = bytes(data).find(pk)
+    data[at + len(pk) // 2] ^= 0x40
+    (tmp_path / "bad.tngv").write_bytes(bytes(data))
+    return tmp_path / "bad.tngv"
+
+
+@pytest.mark.parametrize("pattern", [None, "p_%05d.png"])
+def test_a_decode_that_fails_at_the_last_frame_leaves_no_frames_behind(pattern, clip, tmp_path, capsys):
+    bad = _damaged(clip, tmp_path, 5)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    assert main(["decode", str(bad), "-o", str(folder if pattern is None else folder / pattern), "-q"]) == 3
+    assert "frame 5" in capsys.readouterr().err
+    assert _files(folder) == []
+
+
+@pytest.mark.parametrize("how", ["SIGTERM", "SIGHUP", "KeyboardInterrupt"])
+@pytest.mark.parametrize("target", ["out.mkv", "frames"])
+def test_an_interrupted_decode_leaves_nothing_behind(how, target, clip, tmp_path, monkeypatch):
+    import signal
+
+    import tngvideo.videofile
+
+    real = tngvideo.videofile.VideoDecoder
+
+    class Interrupted(real):
+        calls = 0
+
+        def decode(self, data):
+            Interrupted.calls += 1
+            if Interrupted.calls == 3:
+                if how == "KeyboardInterrupt":
+                    raise KeyboardInterrupt
+                os.kill(os.getpid(), getattr(signal, how))
+            return super().decode(data)
+
+    monkeypatch.setattr(tngvideo.videofile, "VideoDecoder", Interrupted)
+    handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
+    work = tmp_path / "work"
+    work.mkdir()
+    out = work / target
+    if target == "frames":
+        out.mkdir()
+    code = main(["decode", str(clip), "-o", str(out), "-q"])
+    assert code == {"SIGTERM": 143, "SIGHUP": 129, "KeyboardInterrupt": 130}[how]
+    assert _files(work) == (["frames"] if target == "frames" else [])
+    if target == "frames":
+        assert _files(out) == []
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)) == handlers  # restored
+
+
+@pytest.mark.parametrize("pattern", ["f_%(x)s.png", "f_%d_%d.png", "f_%s.png", "f_%.png", "f_%5.2f.png"])
+def test_a_bad_frame_pattern_is_a_usage_error(pattern, clip, tmp_path, capsys):
+    assert main(["decode", str(clip), "-o", str(tmp_path / pattern), "-q"]) == 2
+    _one_line_error(capsys.readouterr().err)
+    assert _files(tmp_path) == []
+
+
+def test_the_output_is_never_the_input_even_with_y(tmp_path, capsys, monkeypatch):
+    from PIL import Image
+
+    import tngvideo.videofile
+
+    Image.new("RGB", (16, 16), (200, 10, 10)).save(tmp_path / "a.png")
+    before = (tmp_path / "a.png").read_bytes()
+    assert main(["image", "encode", str(tmp_path / "a.png"), "-o", str(tmp_path / "a.png"), "-y", "-q"]) == 5
+    _one_line_error(capsys.readouterr().err)
+    assert (tmp_path / "a.png").read_bytes() == before
+    make_clip(tmp_path / "in.mkv", frames=2, size=(16, 16))
+    monkeypatch.setattr(tngvideo.videofile, "encode_file", None)
+    assert main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "in.mkv"), "-y", "-q"]) == 5
+    _one_line_error(capsys.readouterr().err)
+
+
+def test_of_two_writers_of_one_new_output_only_the_first_succeeds(tmp_path, capsys, monkeypatch):
+    """Without -y the output is claimed by exclusive creation: if another process creates it
+    while this one encodes, this one fails and leaves the other's file alone."""
+    from PIL import Image
+
+    from tngvideo.image.codec import ImageCodec
+
+    Image.new("RGB", (16, 16), (10, 200, 10)).save(tmp_path / "a.png")
+    out = tmp_path / "a.tng"
+    real = ImageCodec.compress_with_info
+
+    def racing(self, *a, **k):
+        res = real(self, *a, **k)
+        out.write_bytes(b"the other encode")
+        return res
+
+    monkeypatch.setattr(ImageCodec, "compress_with_info", racing)
+    assert main(["image", "encode", str(tmp_path / "a.png"), "-o", str(out), "-q"]) == 5
+    err = capsys.readouterr().err
+    _one_line_error(err)
+    assert "already exists" in err and str(out) in err
+    assert out.read_bytes() == b"the other encode"
+    assert _files(tmp_path) == ["a.png", "a.tng"]
+
+
+def test_an_unwritable_output_folder_is_found_before_encoding(tmp_path, capsys, monkeypatch):
+    import tngvideo.videofile
+
+    make_clip(tmp_path / "in.mkv", frames=2, size=(16, 16))
+
+    def boom(*a, **k):
+        raise AssertionError("encoding started")
+
+    monkeypatch.setattr(tngvideo.videofile, "encode_file", boom)
+    assert main(["encode", str(tmp_path / "in.mkv"), "-o", "/proc/tngvideo-out.tngv", "-q"]) == 5
+    _one_line_error(capsys.readouterr().err)
+
+
+def test_start_beyond_the_last_frame_is_an_error(clip, tmp_path, capsys):
+    assert main(["decode", str(clip), "--start", "100", "-o", str(tmp_path / "x.mkv"), "-q"]) == 2
+    err = capsys.readouterr().err
+    _one_line_error(err)
+    assert "6 frames" in err
+    assert not (tmp_path / "x.mkv").exists()
+
+
+def test_batch_never_maps_two_inputs_onto_one_output():
+    from tngvideo.parallel import _output_names
+
+    inputs = [Path("d1/a.mkv"), Path("d2/a.mkv"), Path("a-1.mkv"), Path("A.mp4"), Path("a-1-1.mkv")]
+    names = [p.name for p in _output_names(inputs, Path("out"))]
+    assert len({n.casefold() for n in names}) == len(inputs), names
+
+
+# ---------------------------------------------------------------- 6. exit codes and messages
+
+def test_exit_codes_follow_the_readme_table(clip, tmp_path, capsys):
+    long_name = str(tmp_path / ("x" * 5000 + ".tngv"))
+    cases = [
+        (["decode", long_name, "-o", str(tmp_path / "a.mkv")], 4),
+        (["decode", "http://127.0.0.1:9/x.tngv", "-o", str(tmp_path / "a.mkv")], 4),
+        (["decode", "", "-o", str(tmp_path / "a.mkv")], 4),
+        (["decode", str(clip), "-o", long_name[:-5] + ".mkv"], 5),
+        (["decode", str(clip), "-o", "http://127.0.0.1:9/out.mkv"], 5),
+        (["decode", str(clip), "-o", str(tmp_path / "out.avi")], 2),
+        (["decode", str(clip), "-o", "/dev/null"], 5),
+        (["decode", str(clip), "-o", "/dev/null", "-y"], 5),
+        (["decode", str(clip), "-o", str(tmp_path / "missing" / "a.mkv")], 5),
+    ]
+    for argv, code in cases:
+        assert main(argv + ["-q"]) == code, argv[:4]
+        _one_line_error(capsys.readouterr().err)
+    assert _files(tmp_path) == []
+
+
+def test_an_io_error_without_a_file_name_names_the_output(clip, tmp_path, capsys, monkeypatch):
+    import errno
+
+    import tngvideo.videofile
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tngvideo.videofile, "write_video", full)
+    out = tmp_path / "a.mkv"
+    assert main(["decode", str(clip), "-o", str(out), "-q"]) == 5
+    err = capsys.readouterr().err
+    _one_line_error(err)
+    assert str(out) in err

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -30,22 +32,87 @@ def _log(args, msg: str) -> None:
         print(msg, file=sys.stderr)
 
 
+def _shown(path: str | Path) -> str:
+    """A file name as messages show it: never empty, and shortened when very long."""
+    text = str(path)
+    if not text:
+        return "''"
+    return text if len(text) <= 200 else text[:100] + "..." + text[-60:]
+
+
 def _input(path: str, *, allow_dir: bool = False) -> Path:
+    if not path:
+        raise CliError("the input file name is empty", EXIT_NO_INPUT)
     p = Path(path)
-    if not p.exists():
-        raise CliError(f"{path}: no such file", EXIT_NO_INPUT)
-    if not p.is_file() and not (allow_dir and p.is_dir()):
-        raise CliError(f"{path}: not a regular file", EXIT_NO_INPUT)
+    try:
+        found, regular, folder = p.exists(), p.is_file(), p.is_dir()
+    except OSError as exc:  # a name too long, or otherwise impossible
+        raise CliError(f"{_shown(path)}: cannot be read ({exc.strerror or exc})", EXIT_NO_INPUT) from None
+    if not found:
+        raise CliError(f"{_shown(path)}: no such file", EXIT_NO_INPUT)
+    if not regular and not (allow_dir and folder):
+        raise CliError(f"{_shown(path)}: not a regular file", EXIT_NO_INPUT)
     return p
 
 
-def _output(path: str | Path, overwrite: bool) -> Path:
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _output(path: str | Path, overwrite: bool, *, src: Path | None = None) -> Path:
+    """An output file that can be written: checked before any work is done. Never the input (not
+    even with -y), never an existing non-regular file, and without -y never an existing file."""
     p = Path(path)
-    if p.exists() and not overwrite:
-        raise CliError(f"{p}: already exists (use -y to overwrite)", EXIT_CANNOT_WRITE)
-    if not p.parent.exists() or not p.parent.is_dir():
-        raise CliError(f"{p}: directory {p.parent} does not exist", EXIT_CANNOT_WRITE)
+    try:
+        exists, regular = os.path.lexists(p), p.is_file()
+        parent_ok = p.parent.is_dir()
+    except OSError as exc:
+        raise CliError(f"{_shown(p)}: cannot be written ({exc.strerror or exc})", EXIT_CANNOT_WRITE) from None
+    if src is not None and _same_file(p, src):
+        raise CliError(f"{_shown(p)}: is the input file (refusing to overwrite it)", EXIT_CANNOT_WRITE)
+    if exists and not overwrite:
+        raise CliError(f"{_shown(p)}: already exists (use -y to overwrite)", EXIT_CANNOT_WRITE)
+    if exists and not regular:
+        raise CliError(f"{_shown(p)}: exists and is not a regular file", EXIT_CANNOT_WRITE)
+    if not parent_ok:
+        raise CliError(f"{_shown(p)}: directory {_shown(p.parent)} does not exist", EXIT_CANNOT_WRITE)
+    _check_writable(p.parent, p)
     return p
+
+
+def _check_writable(folder: Path, shown: Path) -> None:
+    """Create and remove a file in `folder`: an unwritable output is found before any work."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder, prefix=".tngvideo-check-"):
+            pass
+    except OSError as exc:
+        raise CliError(f"{_shown(shown)}: cannot write in {_shown(folder)} ({exc.strerror or exc})",
+                       EXIT_CANNOT_WRITE) from None
+
+
+def _frames_output(out: Path, overwrite: bool, count: int) -> None:
+    """Checks for a numbered-image output (a folder, or a pattern with one %d): the pattern,
+    the folder, and (without -y) that none of the `count` files it will write exists."""
+    import re
+
+    from tngvideo.media import frame_names
+
+    pattern = out / "frame_%06d.png" if out.is_dir() else out
+    if not out.is_dir() and len(re.findall(r"%0?\d*d", pattern.name.replace("%%", ""))) != 1 \
+            or pattern.name.replace("%%", "").count("%") != 1:
+        raise CliError(f"{_shown(out)}: a frame pattern needs exactly one %d (such as f_%05d.png)", EXIT_USAGE)
+    if not pattern.parent.is_dir():
+        raise CliError(f"{_shown(out)}: directory {_shown(pattern.parent)} does not exist", EXIT_CANNOT_WRITE)
+    _check_writable(pattern.parent, out)
+    if not overwrite:
+        taken = next((f for f in frame_names(pattern, count) if os.path.lexists(f)), None)
+        if taken is not None:
+            raise CliError(f"{_shown(taken)}: already exists (use -y to overwrite)", EXIT_CANNOT_WRITE)
 
 
 def _codec(model: str, *, from_file: Path | None = None):
@@ -80,14 +147,14 @@ def cmd_image_encode(args) -> int:
     from tngvideo.media import read_image
 
     src = _input(args.input)
-    out = _output(args.output or src.with_suffix(".tng"), args.overwrite)
+    out = _output(args.output or src.with_suffix(".tng"), args.overwrite, src=src)
     codec = _codec(args.model)
     _check_image_input(src, args.search)
     rgb = read_image(src)
     t = time.perf_counter()
     res = codec.compress_with_info(rgb, args.quality, search_steps=args.search)
     ms = (time.perf_counter() - t) * 1000
-    atomic_write_bytes(out, res.data)
+    atomic_write_bytes(out, res.data, overwrite=args.overwrite)
     h, w = rgb.shape[:2]
     _log(args, f"{out}: {w}x{h}, {len(res.data)} bytes, {len(res.data) * 8 / (w * h):.4f} bpp, "
                f"PSNR-RGB {psnr(rgb, res.reconstruction):.2f} dB, {ms:.0f} ms")
@@ -99,7 +166,7 @@ def cmd_image_decode(args) -> int:
     from tngvideo.media import write_image
 
     src = _input(args.input)
-    out = _output(args.output or src.with_suffix(".png"), args.overwrite)
+    out = _output(args.output or src.with_suffix(".png"), args.overwrite, src=src)
     data = src.read_bytes()
     try:
         model = unpack_image(data).model
@@ -109,7 +176,7 @@ def cmd_image_decode(args) -> int:
     t = time.perf_counter()
     rgb = codec.decompress(data)
     ms = (time.perf_counter() - t) * 1000
-    write_image(out, rgb)
+    write_image(out, rgb, overwrite=args.overwrite)
     _log(args, f"{out}: {rgb.shape[1]}x{rgb.shape[0]}, {ms:.0f} ms")
     return EXIT_OK
 
@@ -160,7 +227,7 @@ def cmd_encode(args) -> int:
     from tngvideo.videofile import encode_file
 
     src = _input(args.input, allow_dir=True)  # a folder of numbered images is a video too
-    out = _output(args.output or src.with_suffix(".tngv"), args.overwrite)
+    out = _output(args.output or src.with_suffix(".tngv"), args.overwrite, src=src)
     if args.gop < 1:
         raise CliError("--gop must be at least 1", EXIT_USAGE)
     info = probe_video(src)
@@ -170,7 +237,7 @@ def cmd_encode(args) -> int:
     with _progress(args, total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address, options=_encoder_options(args))
+                        ray_address=args.ray_address, options=_encoder_options(args), overwrite=args.overwrite)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -215,20 +282,26 @@ def cmd_decode(args) -> int:
     if args.start < 0 or (args.frames is not None and args.frames < 1) or args.rendition < 0:
         raise CliError("--start and --rendition must be >= 0 and --frames >= 1", EXIT_USAGE)
     out = Path(args.output) if args.output else src.with_suffix(".mkv")
-    if not (out.is_dir() or "%" in out.name):
-        _output(out, args.overwrite)
     if src.suffix.lower() == ".m3u8":  # a master playlist (pick --rendition) or a media playlist
         _, total, _ = playlist_frames(src, rendition=args.rendition, start=args.start, frames=args.frames)
-        with _progress(args, total, "decode") as bar:
-            res = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
-                                  on_error=args.on_error, progress=bar.update)
+        if total == 0:
+            raise CliError(f"--start {args.start}: past the end of the rendition", EXIT_USAGE)
     else:
         with TngvReader(src) as r:
-            total = r.header.frame_count
-        total = max(0, min(total - args.start, args.frames or total))
-        with _progress(args, total, "decode") as bar:
+            n = r.header.frame_count
+        if n == 0:
+            raise CliError(f"{_shown(src)}: holds no frames", EXIT_BAD_DATA)
+        if args.start >= n:
+            raise CliError(f"--start {args.start}: {_shown(src)} has {n} frames", EXIT_USAGE)
+        total = min(n - args.start, args.frames or n)
+    _decode_output(out, args.overwrite, src, total)
+    with _progress(args, total, "decode") as bar:
+        if src.suffix.lower() == ".m3u8":
+            res = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
+                                  on_error=args.on_error, progress=bar.update, overwrite=args.overwrite)
+        else:
             res = decode_file(src, out, start=args.start, frames=args.frames, on_error=args.on_error,
-                              progress=bar.update)
+                              progress=bar.update, overwrite=args.overwrite)
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {res.frames} frames")
@@ -241,6 +314,19 @@ def cmd_decode(args) -> int:
         print(f"tngvideo: error: {src}: {'; '.join(what)}", file=sys.stderr)
         return EXIT_BAD_DATA
     return EXIT_OK
+
+
+def _decode_output(out: Path, overwrite: bool, src: Path, count: int) -> None:
+    """A decode's output: a video file of a known type, or numbered images (see _frames_output)."""
+    from tngvideo.media import VIDEO_OUTPUTS
+
+    if out.is_dir() or "%" in out.name:
+        _frames_output(out, overwrite, count)
+        return
+    _output(out, overwrite, src=src)
+    if out.suffix.lower() not in VIDEO_OUTPUTS:
+        raise CliError(f"{_shown(out)}: unsupported output type '{out.suffix}' (use .mkv, .mp4, a folder "
+                       "or a pattern like f_%05d.png)", EXIT_USAGE)
 
 
 def _ranges(idx: list[int]) -> str:
@@ -586,22 +672,56 @@ def main(argv: list[str] | None = None) -> int:
             import torch
 
             torch.set_num_threads(args.threads)
-        return _run_with_pipes(args)
+        with _signals_interrupt():
+            return _run_with_pipes(args)
     except CliError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return exc.code
     except (BitstreamError, DecodeError, MediaError, PlaylistError, MemoryLimitError) as exc:  # bad input data
-        print(f"tngvideo: error: {getattr(args, 'input', '')}: {exc}", file=sys.stderr)
+        print(f"tngvideo: error: {_shown(getattr(args, 'input', '') or 'input')}: {exc}", file=sys.stderr)
         return EXIT_BAD_DATA
     except ValueError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:
-        print(f"tngvideo: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        name = exc.filename or getattr(args, "output", None) or getattr(args, "input", None) or "output"
+        print(f"tngvideo: error: {_shown(name)}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_CANNOT_WRITE
+    except Terminated as exc:
+        print(f"tngvideo: stopped by signal {exc.signum}", file=sys.stderr)
+        return 128 + exc.signum
     except KeyboardInterrupt:
         print("tngvideo: interrupted", file=sys.stderr)
         return 130
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM or SIGHUP, raised where the program is, so that partial outputs are cleaned up."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextmanager
+def _signals_interrupt():
+    """While a command runs, SIGTERM and SIGHUP stop it the way Ctrl-C does (in the main thread)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Terminated(signum)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
-from tngvideo.fileio import atomic_output
+from tngvideo.fileio import atomic_files, atomic_output
 
 Image.MAX_IMAGE_PIXELS = 1 << 27
 
@@ -44,11 +44,11 @@ def probe_image(path: str | os.PathLike) -> tuple[int, int]:
         raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
 
 
-def write_image(path: str | os.PathLike, rgb: np.ndarray) -> None:
+def write_image(path: str | os.PathLike, rgb: np.ndarray, *, overwrite: bool = True) -> None:
     """Write an (H, W, 3) uint8 array; the format follows the suffix (PNG by default)."""
     path = Path(path)
     fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         Image.fromarray(rgb).save(tmp, format=fmt)
 
 
@@ -175,6 +175,21 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Ite
             yield VideoFrame(pending.rgb, pending.pts, max(1, dur))
 
 
+def frame_names(pattern: str | os.PathLike, count: int) -> list[Path]:
+    """The files a numbered-image output `pattern` (one %d, as f_%05d.png) names for `count` frames."""
+    pattern = Path(pattern)
+    return [pattern.with_name(pattern.name % i) for i in range(count)]
+
+
+def _write_frames(pattern: Path, frames: Iterable[VideoFrame], overwrite: bool) -> int:
+    """Numbered images, written into a temporary folder and moved into place once all are done."""
+    n = 0
+    with atomic_files(pattern.parent, overwrite=overwrite) as tmp:
+        for n, f in enumerate(frames, 1):
+            write_image(tmp / (pattern.name % (n - 1)), f.rgb)
+    return n
+
+
 VIDEO_OUTPUTS = {
     # suffix: (codec, pixel format, options) -- .mkv is lossless RGB, .mp4 is for viewing
     ".mkv": ("ffv1", "bgr0", {}),
@@ -185,26 +200,26 @@ VIDEO_OUTPUTS = {
 def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width: int, height: int,
                 time_base: Fraction, frame_rate: Fraction, colour: dict | None = None, rotation: int = 0,
                 passthrough_source: str | os.PathLike | None = None,
-                trim_passthrough: bool = False, passthrough_tngv: bool = False) -> tuple[int, list[str]]:
+                trim_passthrough: bool = False, passthrough_tngv: bool = False,
+                overwrite: bool = True) -> tuple[int, list[str]]:
     """Write frames to .mkv (FFV1, lossless RGB) or .mp4 (H.264 for viewing), or to a folder
     of numbered PNGs when `path` is a directory or contains '%'. Colour description and display
     rotation are tagged; audio, subtitles and chapters of `passthrough_source` are copied (with
     `trim_passthrough`, only packets that start within the time span of the written frames; with
     `passthrough_tngv`, the source is opened as a `.tngv` file and nothing else).
-    Returns (frame count, warnings about what could not be carried)."""
+    Nothing is left behind on an error or an interruption; without `overwrite` no existing file
+    is replaced. Returns (frame count, warnings about what could not be carried)."""
     path = Path(path)
     if path.is_dir() or "%" in path.name:
-        pattern = str(path / "frame_%06d.png") if path.is_dir() else str(path)
-        n = 0
-        for n, f in enumerate(frames, 1):
-            write_image(pattern % (n - 1), f.rgb)
+        pattern = path / "frame_%06d.png" if path.is_dir() else path
+        n = _write_frames(pattern, frames, overwrite)
         return n, (["audio, subtitles, rotation and colour tags are not carried into image files"]
                    if passthrough_source or rotation or colour else [])
     if path.suffix.lower() not in VIDEO_OUTPUTS:
         raise MediaError(f"unsupported output type '{path.suffix}' (use .mkv, .mp4 or a PNG pattern)")
     codec, pix_fmt, options = VIDEO_OUTPUTS[path.suffix.lower()]
     n = 0
-    with atomic_output(path) as tmp:
+    with atomic_output(path, overwrite=overwrite) as tmp:
         fmt = "matroska" if path.suffix.lower() == ".mkv" else "mp4"
         # keep copied audio at its own timestamps (AAC priming starts before the first frame)
         out = av.open(str(tmp), "w", format=fmt, options={"avoid_negative_ts": "disabled"})

@@ -182,12 +182,18 @@ def batch_inputs(list_or_dir: str | Path) -> list[Path]:
 
 
 def _output_names(inputs: list[Path], out_dir: Path) -> list[Path]:
-    seen: dict[str, int] = {}
+    """One distinct output per input: <stem>.tngv, else <stem>-1.tngv, <stem>-2.tngv, ... skipping
+    any name an earlier input took (case-insensitively: d1/a.mkv, d2/a.mkv and a-1.mkv give a,
+    a-1 and a-1-1)."""
+    taken: set[str] = set()
     out = []
     for f in inputs:
-        k = seen.get(f.stem, 0)
-        seen[f.stem] = k + 1
-        out.append(out_dir / (f"{f.stem}.tngv" if k == 0 else f"{f.stem}-{k}.tngv"))
+        k, name = 0, f"{f.stem}.tngv"
+        while name.casefold() in taken:
+            k += 1
+            name = f"{f.stem}-{k}.tngv"
+        taken.add(name.casefold())
+        out.append(out_dir / name)
     return out
 
 
@@ -199,7 +205,7 @@ def encode_one(src: str, dst: str, *, quality: float, gop: int, model: str | Non
     _set_threads(threads)
     t0 = time.perf_counter()
     try:
-        s = encode_file(src, dst, quality=quality, gop=gop, model=model, options=options)
+        s = encode_file(src, dst, quality=quality, gop=gop, model=model, options=options, overwrite=False)
     except Exception as exc:  # reported in the manifest; the batch goes on
         return {"status": "failed", "error": f"{exc.__class__.__name__}: {exc}", "seconds": time.perf_counter() - t0}
     return {"status": "ok", "frames": s.frames, "kbps": s.kbps, "psnr": s.mean_psnr, "seconds": time.perf_counter() - t0}

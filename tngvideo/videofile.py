@@ -37,10 +37,12 @@ class EncodedSequence:
     def duration_ticks(self) -> int:
         return self.packets[-1][1] - self.packets[0][1] + self.packets[-1][2]
 
-    def write(self, dst: str | Path, *, passthrough_source: str | Path | None = None) -> list[str]:
+    def write(self, dst: str | Path, *, passthrough_source: str | Path | None = None,
+              overwrite: bool = True) -> list[str]:
         """Write atomically as a `.tngv` file, with the audio, subtitles and chapters of
-        `passthrough_source`; returns warnings about what could not be carried."""
-        with atomic_output(dst) as tmp:
+        `passthrough_source` (without `overwrite`, only where no `dst` exists by then); returns
+        warnings about what could not be carried."""
+        with atomic_output(dst, overwrite=overwrite) as tmp:
             return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source)
 
 
@@ -101,7 +103,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                 model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
                 workers: int = 1, chunks: int | None = None, ray_address: str | None = None,
-                options: EncoderOptions = EncoderOptions()) -> EncodeSummary:
+                options: EncoderOptions = EncoderOptions(), overwrite: bool = True) -> EncodeSummary:
     """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
     `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra)."""
@@ -122,7 +124,8 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                               time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
                               colour=info.colour, rotation=info.rotation, progress=progress, options=options)
     elapsed = time.perf_counter() - t0
-    warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None)
+    warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None,
+                                 overwrite=overwrite)
     size = Path(dst).stat().st_size
     duration = float(seq.duration_ticks * info.time_base)
     n = len(seq.packets)
@@ -232,7 +235,8 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
 
 
 def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int | None = None,
-                on_error: str = "stop", progress: Callable[[int], None] | None = None) -> DecodeResult:
+                on_error: str = "stop", progress: Callable[[int], None] | None = None,
+                overwrite: bool = True) -> DecodeResult:
     report = DecodeReport()
     header, it = decode_frames(src, start=start, frames=frames, on_error=on_error, report=report)
 
@@ -245,7 +249,8 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
     n, warnings = write_video(
         dst, counted(), width=header.width, height=header.height, time_base=Fraction(*header.time_base),
         frame_rate=Fraction(*header.frame_rate), colour=header.colour, rotation=header.rotation,
-        passthrough_source=src, trim_passthrough=not (start == 0 and frames is None), passthrough_tngv=True)
+        passthrough_source=src, trim_passthrough=not (start == 0 and frames is None), passthrough_tngv=True,
+        overwrite=overwrite)
     return DecodeResult(n, report, warnings)
 
 

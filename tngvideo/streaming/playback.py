@@ -55,7 +55,7 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0, fra
 
 def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, start: int = 0,
                     frames: int | None = None, on_error: str = "stop",
-                    progress: Callable[[int], None] | None = None) -> DecodeResult:
+                    progress: Callable[[int], None] | None = None, overwrite: bool = True) -> DecodeResult:
     report = DecodeReport()
     header, _, it = playlist_frames(path, rendition=rendition, start=start, frames=frames, on_error=on_error,
                                     report=report)
@@ -68,5 +68,5 @@ def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, st
 
     n, warnings = write_video(dst, counted(), width=header.width, height=header.height,
                               time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate),
-                              colour=header.colour, rotation=header.rotation)
+                              colour=header.colour, rotation=header.rotation, overwrite=overwrite)
     return DecodeResult(n, report, warnings)

@@ -562,3 +562,19 @@ def test_an_io_error_without_a_file_name_names_the_output(clip, tmp_path, capsys
     err = capsys.readouterr().err
     _one_line_error(err)
     assert str(out) in err
+
+
+# ---------------------------------------------------------------- the fuzzer's structured attacks
+
+def test_fuzz_attack_sample_has_no_crash_escape_or_connection(tmp_path):
+    from tngvideo.fuzzing import ATTACKS, BAD, cases, make_seeds, run
+
+    seeds, donors = make_seeds(tmp_path)
+    kinds = {a for k in ATTACKS.values() for a in k}
+    sample = [c for c in cases(400, seeds, donors, seed=5) if c.mutation in kinds][:70]
+    covered = {f"{c.kind}:{c.mutation}" for c in sample}
+    assert {"tng:bigclaim", "tng:names", "tngv:bigclaim", "tngv:types", "tngv:names", "m3u8:protocol",
+            "m3u8:links"} <= covered
+    rep = run(iter(sample), timeout=60.0)
+    assert rep.cases == len(sample)
+    assert not any(rep.outcomes[o] for o in BAD), rep.failures

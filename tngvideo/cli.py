@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from contextlib import contextmanager
@@ -98,21 +99,30 @@ def _check_writable(folder: Path, shown: Path) -> None:
 def _frames_output(out: Path, overwrite: bool, count: int) -> None:
     """Checks for a numbered-image output (a folder, or a pattern with one %d): the pattern,
     the folder, and (without -y) that none of the `count` files it will write exists."""
-    import re
-
-    from tngvideo.media import frame_names
-
     pattern = out / "frame_%06d.png" if out.is_dir() else out
-    if not out.is_dir() and len(re.findall(r"%0?\d*d", pattern.name.replace("%%", ""))) != 1 \
-            or pattern.name.replace("%%", "").count("%") != 1:
+    bare = pattern.name.replace("%%", "")
+    if bare.count("%") != 1 or not re.search(r"%0?\d*d", bare):
         raise CliError(f"{_shown(out)}: a frame pattern needs exactly one %d (such as f_%05d.png)", EXIT_USAGE)
     if not pattern.parent.is_dir():
         raise CliError(f"{_shown(out)}: directory {_shown(pattern.parent)} does not exist", EXIT_CANNOT_WRITE)
     _check_writable(pattern.parent, out)
     if not overwrite:
-        taken = next((f for f in frame_names(pattern, count) if os.path.lexists(f)), None)
+        taken = _taken_frame(pattern, count)
         if taken is not None:
-            raise CliError(f"{_shown(taken)}: already exists (use -y to overwrite)", EXIT_CANNOT_WRITE)
+            raise CliError(f"{_shown(pattern.parent / taken)}: already exists (use -y to overwrite)",
+                           EXIT_CANNOT_WRITE)
+
+
+def _taken_frame(pattern: Path, count: int) -> str | None:
+    """The first file in the pattern's folder that frames 0..count-1 would replace (one listing
+    of the folder, however many frames)."""
+    head, tail = re.split(r"%0?\d*d", pattern.name.replace("%%", "\0"), maxsplit=1)
+    head, tail = head.replace("\0", "%"), tail.replace("\0", "%")
+    for name in sorted(os.listdir(pattern.parent)):
+        m = re.fullmatch(re.escape(head) + r"(\d+)" + re.escape(tail), name)
+        if m and int(m.group(1)) < count and pattern.name % int(m.group(1)) == name:
+            return name
+    return None
 
 
 def _codec(model: str, *, from_file: Path | None = None):

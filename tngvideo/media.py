@@ -88,6 +88,19 @@ def _colour(stream) -> dict:
 
 
 COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")
+# FFmpeg's matrix codes (AVColorSpace) -> the matrix swscale converts RGB with
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1}
+RGB_TAGS = {"colorspace": 0, "color_range": 2}  # AVCOL_SPC_RGB, full range: what an RGB (FFV1 bgr0) stream is
+
+
+def yuv_tags(colour: dict | None) -> dict:
+    """The colour tags a Y'CbCr output carries: the source's where it names a matrix we can
+    convert with, else BT.709; limited range unless the source says full."""
+    colour = {k: v for k, v in (colour or {}).items() if k in COLOUR_KEYS}
+    tags = dict(colour) if colour.get("colorspace") in _SWS_MATRIX else {**colour, **BT709}
+    tags["color_range"] = 2 if colour.get("color_range") == 2 else 1
+    return tags
 
 
 def _rotation(container, stream) -> int:
@@ -175,12 +188,6 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Ite
             yield VideoFrame(pending.rgb, pending.pts, max(1, dur))
 
 
-def frame_names(pattern: str | os.PathLike, count: int) -> list[Path]:
-    """The files a numbered-image output `pattern` (one %d, as f_%05d.png) names for `count` frames."""
-    pattern = Path(pattern)
-    return [pattern.with_name(pattern.name % i) for i in range(count)]
-
-
 def _write_frames(pattern: Path, frames: Iterable[VideoFrame], overwrite: bool) -> int:
     """Numbered images, written into a temporary folder and moved into place once all are done."""
     n = 0
@@ -234,15 +241,21 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             s.width, s.height, s.pix_fmt = width, height, pix_fmt
             s.time_base = time_base
             s.codec_context.time_base = time_base
-            for key, value in (colour or {}).items():
-                if key in COLOUR_KEYS:
-                    setattr(s.codec_context, key, int(value))
+            # convert RGB to Y'CbCr ourselves, with the matrix and range the stream is tagged with
+            # (left to the encoder, FFmpeg converts with BT.601 whatever the tags say)
+            tags = RGB_TAGS if pix_fmt == "bgr0" else yuv_tags(colour)
+            for key, value in tags.items():
+                setattr(s.codec_context, key, int(value))
             if rotation:
                 s.set_display_rotation(rotation)
             pt = add_passthrough(str(passthrough_source), out, tngv=passthrough_tngv) if passthrough_source is not None else None
             span = None
             for f in frames:
                 vf = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")
+                if pix_fmt != "bgr0":
+                    vf = vf.reformat(format=pix_fmt, dst_colorspace=_SWS_MATRIX[tags["colorspace"]],
+                                     src_color_range="JPEG", dst_color_range="JPEG" if tags["color_range"] == 2 else "MPEG",
+                                     interpolation="BICUBIC")
                 vf.pts = f.pts
                 vf.time_base = time_base
                 for p in s.encode(vf):

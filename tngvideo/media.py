@@ -236,9 +236,12 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             if codec == "ffv1" and min(width, height) < 32:
                 opts["level"] = "1"  # FFV1's sliced default levels cannot code a frame one pixel wide
             s = out.add_stream(codec, rate=frame_rate, options=opts)
-            if pix_fmt == "yuv420p" and (width % 2 or height % 2):
-                pix_fmt = "yuv444p"  # 4:2:0 needs even sizes; keep the exact size instead
-            s.width, s.height, s.pix_fmt = width, height, pix_fmt
+            # 4:2:0 (what browsers and hardware decoders play) needs even sizes: repeat the last
+            # column / row where the size is odd, and say so
+            pad_w, pad_h = (width % 2, height % 2) if pix_fmt == "yuv420p" else (0, 0)
+            notes = ([f"{width}x{height} is odd: the .mp4 is {width + pad_w}x{height + pad_h} (4:2:0 needs even sizes), "
+                      "its last column/row repeated"] if pad_w or pad_h else [])
+            s.width, s.height, s.pix_fmt = width + pad_w, height + pad_h, pix_fmt
             s.time_base = time_base
             s.codec_context.time_base = time_base
             # convert RGB to Y'CbCr ourselves, with the matrix and range the stream is tagged with
@@ -251,7 +254,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             pt = add_passthrough(str(passthrough_source), out, tngv=passthrough_tngv) if passthrough_source is not None else None
             span = None
             for f in frames:
-                vf = av.VideoFrame.from_ndarray(f.rgb, format="rgb24")
+                rgb = np.pad(f.rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_w or pad_h else f.rgb
+                vf = av.VideoFrame.from_ndarray(rgb, format="rgb24")
                 if pix_fmt != "bgr0":
                     vf = vf.reformat(format=pix_fmt, dst_colorspace=_SWS_MATRIX[tags["colorspace"]],
                                      src_color_range="JPEG", dst_color_range="JPEG" if tags["color_range"] == 2 else "MPEG",
@@ -280,4 +284,4 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             out.close()
         except av.FFmpegError as exc:
             raise OSError(f"cannot encode {path.name} ({exc})") from None
-    return n, pt.warnings if pt is not None else []
+    return n, notes + (pt.warnings if pt is not None else [])

@@ -573,6 +573,7 @@ def test_fuzz_attack_sample_has_no_crash_escape_or_connection(tmp_path):
     kinds = {a for k in ATTACKS.values() for a in k}
     sample = [c for c in cases(400, seeds, donors, seed=5) if c.mutation in kinds][:70]
     covered = {f"{c.kind}:{c.mutation}" for c in sample}
+    assert all(len(c.data) > 500 for c in sample if c.kind == "tngv")  # real containers, crafted headers
     assert {"tng:bigclaim", "tng:names", "tngv:bigclaim", "tngv:types", "tngv:names", "m3u8:protocol",
             "m3u8:links"} <= covered
     rep = run(iter(sample), timeout=60.0)

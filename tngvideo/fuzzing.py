@@ -296,7 +296,8 @@ def mux_raw(target, comment: str, packets: list[tuple[bytes, int, int]], time_ba
 
     from tngvideo.bitstream.passthrough import TNGV_HANDLER
 
-    with av.open(str(target), "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
+    target = target if hasattr(target, "write") else str(target)  # a path, or a binary file object
+    with av.open(target, "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
         out.metadata["comment"] = comment
         stream = out.add_data_stream("bin_data")
         stream.time_base = time_base

@@ -89,3 +89,22 @@ def test_corrupt_file_fails_clearly(clip, tmp_path, capsys):
     assert main(["analyze", str(bad), "--reference", str(clip / "clip.mkv"), "-o", str(tmp_path / "o"), "-q"]) == EXIT_BAD_DATA
     assert main(["analyze", str(bad), "-o", str(tmp_path / "o2"), "-q"]) == EXIT_USAGE
     assert "reference" in capsys.readouterr().err
+
+
+def test_a_part_of_a_file_is_scored_against_the_source_frames_at_its_times(clip, tmp_path):
+    """Frames pair by timestamp, not position, and the rate comes from the coded file's own time
+    span: the second GOP alone (frames 2-3) scores what the same frames score in the whole file,
+    at the whole file's rate for those packets; the setting is the packets' quality."""
+    from tngvideo.bitstream.container import write_tngv
+
+    whole = analyze(clip / "clip.mkv", qualities=[], gop=2, tngv=clip / "clip.tngv")
+    with TngvReader(clip / "clip.tngv") as r:
+        header, packets = r.header, list(r.packets())
+    tail = tmp_path / "tail.tngv"
+    write_tngv(tail, header, [(p.data, p.pts, p.duration) for p in packets[2:]])
+    part = analyze(clip / "clip.mkv", qualities=[], gop=2, tngv=tail)
+    assert [r.psnr_rgb for r in part.rows] == pytest.approx([r.psnr_rgb for r in whole.rows[2:]])
+    assert [r.pts for r in part.rows] == [p.pts for p in packets[2:]]
+    (s,) = part.summaries
+    span = (packets[-1].pts + packets[-1].duration - packets[2].pts) * header.tb
+    assert s.setting == 3.0 and s.kbps == pytest.approx(tail.stat().st_size * 8 / 1000 / float(span))

@@ -406,6 +406,8 @@ def cmd_analyze(args) -> int:
               f"PSNR-RGB {s.psnr_rgb:.2f} dB, PSNR-Y {s.psnr_y:.2f} dB, MS-SSIM {s.ms_ssim:.4f}")
     for peer, v in a.bd_rate_psnr.items():
         print(f"BD-rate of tngvideo vs {peer} (PSNR-RGB): {v:+.2f}%")
+    for w in a.warnings:
+        print(f"tngvideo: warning: {w}", file=sys.stderr)
     _log(args, f"wrote {out_dir}/report.html, frames.csv, analysis.json and charts")
     return EXIT_OK
 

@@ -16,6 +16,7 @@ import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
@@ -84,6 +85,7 @@ class Analysis:
     rows: list[FrameRow] = field(default_factory=list)
     summaries: list[Summary] = field(default_factory=list)
     bd_rate_psnr: dict[str, float] = field(default_factory=dict)  # tngvideo vs each peer
+    warnings: list[str] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # tngvideo's model ids (name:weights hash)
 
 
@@ -105,10 +107,23 @@ def _summary(codec: str, setting: float, rows: list[FrameRow], file_bytes: int, 
                    n / max(enc_s, 1e-9) if enc_s else float("nan"), n / max(dec_s, 1e-9))
 
 
-def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs, setting: float,
-                    enc_ms: list[float] | None, est: list[float] | None, with_msssim: bool,
-                    progress: Callable[[int], None] | None) -> tuple[list[FrameRow], float, SequenceHeader]:
+@dataclass(frozen=True)
+class _Decoded:
+    rows: list[FrameRow]
+    decode_seconds: float
+    header: SequenceHeader
+    seconds: float  # the coded frames' time span (first pts to the end of the last frame)
+
+
+def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, codecs: VideoCodecs,
+                    setting: float | None, enc_ms: list[float] | None, est: list[float] | None, with_msssim: bool,
+                    progress: Callable[[int], None] | None) -> _Decoded:
+    """Decode `path` and score each frame against the reference frame shown at the same time
+    (a segment or a part of a file pairs with the right source frames); `setting` None: the
+    median of the packets' qualities. Stops where the reference ends."""
     rows: list[FrameRow] = []
+    at_time = {f.pts * ref_tb: f for f in reference}
+    ref_end = max(at_time)
     with TngvReader(path) as r:
         h = r.header
         if h.models != codecs.model_ids():
@@ -117,10 +132,16 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
             raise DecodeError("reference video size differs from the coded video")
         dec = VideoDecoder(codecs.image, codecs.pframes, width=h.width, height=h.height)
         total_dec = 0.0
-        tb = h.tb
+        tb = Fraction(h.tb)
+        span = None
+        qualities = []
         for n, pk in enumerate(r.packets()):
-            if n >= len(reference):
+            t = pk.pts * tb
+            if t > ref_end:
                 break
+            if t not in at_time:
+                raise DecodeError(f"frame {n} at {float(t):.3f} s: the reference has no frame at that time")
+            ref_rgb = at_time[t].rgb
             t0 = time.perf_counter()
             try:
                 p, rgb = dec.decode(pk.data)
@@ -131,7 +152,10 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
             unit_bits = [8 * (len(u.hyper) + len(u.latent)) for u in p.units]
             bits = dict(zip(("intra",) if p.frame_type == 0 else ("motion", "residual"), unit_bits))
             hdr = 8 * (len(pk.data) - sum(unit_bits) // 8)
-            ps, py, ss = _metrics(reference[n].rgb, rgb, with_msssim)
+            ps, py, ss = _metrics(ref_rgb, rgb, with_msssim)
+            qualities.append(p.quality)
+            end = t + (pk.duration * tb if pk.duration else 1 / Fraction(*h.frame_rate))
+            span = (span[0] if span else t, end)
             rows.append(FrameRow(
                 "tngvideo", setting, n, pk.pts, float((pk.pts - h.start_pts) * tb), "IP"[p.frame_type], len(pk.data),
                 bits.get("intra", 0), bits.get("motion", 0), bits.get("residual", 0), hdr,
@@ -142,7 +166,10 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], codecs: VideoCodecs
             ))
             if progress:
                 progress(1)
-    return rows, total_dec, h
+    if setting is None and rows:
+        for row in rows:
+            row.setting = float(np.median(qualities))
+    return _Decoded(rows, total_dec, h, float(span[1] - span[0]) if span else 0.0)
 
 
 def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[str] = (), max_frames: int | None = None,
@@ -156,6 +183,7 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
         raise DecodeError("the input has no video frames")
     pixels = info.width * info.height
     seconds = float((reference[-1].pts - reference[0].pts + reference[-1].duration) * info.time_base)
+    ref_tb = Fraction(info.time_base)
     out = Analysis(str(src), info.width, info.height)
     with tempfile.TemporaryDirectory() as tmp:
         if tngv is not None:
@@ -163,9 +191,12 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
                 name = str(r.header.models.get("video", "")).split(":")[0]
             codecs = load_video_codecs(name or None)
             out.models = codecs.model_ids()
-            rows, dec_s, h = _rows_from_tngv(Path(tngv), reference, codecs, float("nan"), None, None, with_msssim, progress)
-            out.rows += rows
-            out.summaries.append(_summary("tngvideo", float("nan"), rows, Path(tngv).stat().st_size, seconds, 0.0, dec_s, pixels))
+            d = _rows_from_tngv(Path(tngv), reference, ref_tb, codecs, None, None, None, with_msssim, progress)
+            if not d.rows:
+                raise DecodeError("the coded video and the reference share no frame times")
+            out.rows += d.rows
+            out.summaries.append(_summary("tngvideo", d.rows[0].setting, d.rows, Path(tngv).stat().st_size, d.seconds,
+                                          0.0, d.decode_seconds, pixels))
         else:
             codecs = load_video_codecs(model)
             out.models = codecs.model_ids()
@@ -176,10 +207,10 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
                 enc_ms, est = seq.encode_ms, [st.estimated_bits for st in seq.stats]
                 path = Path(tmp) / f"q{q}.tngv"
                 seq.write(path)
-                rows, dec_s, _ = _rows_from_tngv(path, reference, codecs, q, enc_ms, est, with_msssim, progress)
-                out.rows += rows
-                out.summaries.append(_summary("tngvideo", q, rows, path.stat().st_size, seconds, sum(enc_ms) / 1000,
-                                              dec_s, pixels))
+                d = _rows_from_tngv(path, reference, ref_tb, codecs, q, enc_ms, est, with_msssim, progress)
+                out.rows += d.rows
+                out.summaries.append(_summary("tngvideo", q, d.rows, path.stat().st_size, d.seconds, sum(enc_ms) / 1000,
+                                              d.decode_seconds, pixels))
         frames = [f.rgb for f in reference]
         rate = info.frame_rate or 25
         for peer in compare:
@@ -202,6 +233,9 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
         if len(tng) >= 2:
             out.bd_rate_psnr[peer] = bd_rate([s.kbps for s in pts], [s.psnr_rgb for s in pts],
                                              [s.kbps for s in tng], [s.psnr_rgb for s in tng])
+            if min(len(tng), len(pts)) < 4:
+                out.warnings.append(f"the BD-rate against {peer} rests on {len(tng)} tngvideo and {len(pts)} {peer} "
+                                    "points (4 or more make it reliable)")
     return out
 
 
@@ -225,6 +259,7 @@ def to_json(analysis: Analysis) -> dict:
         "source": analysis.source, "width": analysis.width, "height": analysis.height, "models": analysis.models,
         "summaries": [{k: clean(v) for k, v in asdict(s).items()} for s in analysis.summaries],
         "bd_rate_psnr_rgb": {k: clean(v) for k, v in analysis.bd_rate_psnr.items()},
+        "warnings": analysis.warnings,
         "frames": [{k: clean(v) for k, v in asdict(r).items()} for r in analysis.rows],
         "gop_profile": {str(st): [{k: clean(v) for k, v in p.items()} for p in
                                   gop_profile([r for r in analysis.rows if r.codec == "tngvideo" and r.setting == st])]
@@ -357,7 +392,8 @@ def html_report(analysis: Analysis, images: dict[str, bytes]) -> str:
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>tngvideo analysis</title><style>{style}</style>"
             f"</head><body><h1>Rate-distortion analysis: {html.escape(analysis.source)} "
             f"({analysis.width}x{analysis.height})</h1><h2>Summary</h2>{summ}"
-            f"{'<h2>BD-rate</h2>' + bd if analysis.bd_rate_psnr else ''}{imgs}<h2>Per frame</h2>{frames}</body></html>")
+            f"{'<h2>BD-rate</h2>' + bd if analysis.bd_rate_psnr else ''}"
+            f"{''.join(f'<p><b>Warning:</b> {html.escape(w)}</p>' for w in analysis.warnings)}{imgs}<h2>Per frame</h2>{frames}</body></html>")
 
 
 def write_outputs(analysis: Analysis, out_dir: Path) -> list[Path]:

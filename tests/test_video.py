@@ -645,3 +645,26 @@ def test_motion_estimators_compete_on_real_cost_and_the_decoder_never_sees_which
     assert torch.equal(on_grid(dec), on_grid(both.x_hat))
     with pytest.raises(ValueError, match="estimator"):
         pframes.encode(x, ref, 3.0, estimators=("sift",))
+
+
+def test_a_bitrate_target_finds_the_quality_that_meets_it(tmp_path):
+    """`bitrate_kbps` searches the quality by whole encodes (shipped models): the video stream lands
+    within the tolerance of a reachable target and the file decodes."""
+    from tngvideo.video.registry import load_video_codecs
+
+    codecs = load_video_codecs()
+    make_clip(tmp_path / "in.mkv", frames=4, size=(48, 64))
+    ref = encode_file(tmp_path / "in.mkv", tmp_path / "ref.tngv", quality=2.5, gop=4, codecs=codecs)
+    with TngvReader(tmp_path / "ref.tngv") as r:
+        target = sum(len(p.data) for p in r.packets()) * 8 / 1000 / ref.duration_seconds
+    s = encode_file(tmp_path / "in.mkv", tmp_path / "o.tngv", quality=6.0, gop=4, codecs=codecs,
+                    bitrate_kbps=target, rate_tolerance=0.05)
+    with TngvReader(tmp_path / "o.tngv") as r:
+        got = sum(len(p.data) for p in r.packets()) * 8 / 1000 / s.duration_seconds
+    assert abs(got / target - 1) <= 0.05 and s.quality < 6.0
+    assert any("--bitrate" in w for w in s.warnings)
+    _, it = decode_frames(tmp_path / "o.tngv", codecs=codecs)
+    assert len(list(it)) == 4
+    with pytest.raises(ValueError, match="one process"):
+        encode_file(tmp_path / "in.mkv", tmp_path / "p.tngv", quality=3.0, codecs=codecs, bitrate_kbps=target,
+                    workers=2)

@@ -214,6 +214,18 @@ def _offsets(text: str) -> tuple[float, ...]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, not {text!r}") from None
 
 
+def _bitrate_kbps(text: str) -> float:
+    """'500k', '1.5M' or bits per second -> kbps."""
+    scale = {"k": 1.0, "m": 1000.0}.get(text[-1:].lower())
+    try:
+        v = float(text[:-1]) * scale if scale else float(text) / 1000
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a bitrate like 500k or 1.5M, not {text!r}") from None
+    if not (v > 0 and v < 1e7):
+        raise argparse.ArgumentTypeError(f"the bitrate must be positive and finite, not {text!r}")
+    return v
+
+
 def _names(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
@@ -244,13 +256,17 @@ def cmd_encode(args) -> int:
     total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
     if args.workers < 1 or (args.chunks is not None and args.chunks < 1):
         raise CliError("--workers and --chunks must be at least 1", EXIT_USAGE)
-    with _progress(args, total, "encode") as bar:
+    if args.bitrate is not None and (args.workers > 1 or args.ray_address or (args.chunks or 1) > 1):
+        raise CliError("--bitrate searches the quality by whole encodes in one process: drop --workers/--chunks",
+                       EXIT_USAGE)
+    with _progress(args, None if args.bitrate else total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address, options=_encoder_options(args), overwrite=args.overwrite)
+                        ray_address=args.ray_address, options=_encoder_options(args), overwrite=args.overwrite,
+                        bitrate_kbps=args.bitrate)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
-    _log(args, f"{out}: {s.frames} frames, {s.bytes} bytes, {s.kbps:.1f} kbps, "
+    _log(args, f"{out}: {s.frames} frames at quality {s.quality:g}, {s.bytes} bytes, {s.kbps:.1f} kbps, "
                f"mean PSNR-RGB {s.mean_psnr:.2f} dB, {s.encode_fps:.2f} fps")
     return EXIT_OK
 
@@ -535,6 +551,9 @@ def build_parser() -> argparse.ArgumentParser:
     ve.add_argument("input")
     ve.add_argument("-o", "--output")
     ve.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
+    ve.add_argument("--bitrate", type=_bitrate_kbps, default=None, metavar="RATE",
+                    help="aim the video stream at RATE (e.g. 500k, 1.5M) instead of a fixed quality: the quality is "
+                         "searched by whole encodes (2-4 usually), starting from --quality")
     ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
     ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")

@@ -18,6 +18,7 @@ from tngvideo.bitstream.tng_file import check_size
 from tngvideo.image.latent_codec import DecodeError
 from tngvideo.limits import VIDEO_DECODE, VIDEO_ENCODE, MemoryLimitError, check_memory
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
+from tngvideo.ratecontrol import RateState, search_quality
 from tngvideo.video import DEFAULT_GOP, EncoderOptions
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
@@ -97,21 +98,30 @@ class EncodeSummary:
     frame_psnr: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     chunks: int = 1
+    quality: float | None = None  # the quality coded at (the one found for a bitrate target)
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
                 model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
                 workers: int = 1, chunks: int | None = None, ray_address: str | None = None,
-                options: EncoderOptions = EncoderOptions(), overwrite: bool = True) -> EncodeSummary:
+                options: EncoderOptions = EncoderOptions(), overwrite: bool = True,
+                bitrate_kbps: float | None = None, rate_tolerance: float = 0.05) -> EncodeSummary:
     """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
     boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
-    `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra)."""
+    `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra).
+    `bitrate_kbps`: instead of `quality`, the quality whose video stream comes within
+    `rate_tolerance` of that bitrate (searched by whole encodes, `tngvideo.ratecontrol`; audio
+    and container overhead not counted, as FFmpeg's -b:v); the summary says the quality chosen."""
     info = probe_video(src)
     check_size(info.width, info.height)  # before anything is encoded
     check_memory(info.width, info.height, VIDEO_ENCODE)
     t0 = time.perf_counter()
     notes, n_chunks = [], 1
+    if bitrate_kbps is not None and (workers > 1 or ray_address or (chunks or 1) > 1):
+        raise ValueError("a bitrate target is searched by whole encodes in one process: use --workers 1")
+    if bitrate_kbps is not None and not bitrate_kbps > 0:
+        raise ValueError("the bitrate target must be positive")
     if workers > 1 or ray_address or (chunks or 1) > 1:
         from tngvideo.parallel import encode_parallel
 
@@ -120,9 +130,27 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                                                progress=progress, options=options)
     else:
         codecs = codecs or load_video_codecs(model)
-        seq = encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height,
-                              time_base=info.time_base, frame_rate=info.frame_rate, quality=quality, gop=gop,
-                              colour=info.colour, rotation=info.rotation, progress=progress, options=options)
+        frames = read_video(src, max_frames=max_frames)
+
+        def encode(q: float) -> EncodedSequence:
+            return encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
+                                   frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
+                                   rotation=info.rotation, progress=progress, options=options)
+        if bitrate_kbps is None:
+            seq = encode(quality)
+        else:
+            frames = list(frames)
+            if not frames:
+                raise ValueError("the input has no video frames")
+            seconds = float((frames[-1].pts - frames[0].pts + max(1, frames[-1].duration)) * info.time_base)
+            found = search_quality(encode, lambda sq: sum(len(p[0]) for p in sq.packets),
+                                   target=bitrate_kbps * 1000 / 8 * seconds, quality_range=codecs.pframes.quality_range,
+                                   tolerance=rate_tolerance, state=RateState(quality=quality))
+            seq, quality = found.result, found.quality
+            video_kbps = found.size * 8 / 1000 / seconds
+            notes.append(f"--bitrate {bitrate_kbps:g}k: quality {quality:g} ({len(found.tries)} tries) gives "
+                         f"{video_kbps:.1f} kbps of video" + ("" if abs(video_kbps / bitrate_kbps - 1) <= 0.10 else
+                                                            " (the closest the model's quality range reaches)"))
     elapsed = time.perf_counter() - t0
     warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None,
                                  overwrite=overwrite)
@@ -133,7 +161,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
         frames=n, bytes=size, duration_seconds=duration,
         kbps=size * 8 / 1000 / max(duration, 1e-9), mean_psnr=float(np.mean(seq.psnr)),
         encode_fps=n / max(elapsed, 1e-9), frame_stats=seq.stats, frame_psnr=seq.psnr, warnings=warnings,
-        chunks=n_chunks,
+        chunks=n_chunks, quality=quality,
     )
 
 

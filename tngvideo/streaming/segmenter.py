@@ -23,6 +23,7 @@ import numpy as np
 
 from tngvideo.fileio import atomic_output
 from tngvideo.media import VideoFrame, probe_video, read_video
+from tngvideo.ratecontrol import RateState, search_quality
 from tngvideo.streaming.ladder import Rendition
 from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
 from tngvideo.video import DEFAULT_GOP, EncoderOptions
@@ -32,7 +33,6 @@ from tngvideo.videofile import EncodedSequence, encode_sequence
 DEFAULT_SEGMENT_SECONDS = 2.0
 DEFAULT_TOLERANCE = 0.05  # aim; the promise to users is 10%
 MAX_TRIES = 8
-LOG_BYTES_PER_QUALITY = 0.45  # first guess of d ln(bytes) / d quality, refined by measurement
 
 
 @dataclass
@@ -112,55 +112,26 @@ def _resize(frames: list[VideoFrame], width: int, height: int) -> list[VideoFram
             for f in frames]
 
 
-@dataclass
-class _RateState:
-    quality: float
-    slope: float = LOG_BYTES_PER_QUALITY
-
-
-def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_bytes: float, state: _RateState,
+def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_bytes: float, state: RateState,
                     tolerance: float, encode: Callable[[float], EncodedSequence]) -> tuple[int, float, int, EncodedSequence]:
     """Search the quality so that the file `encode(quality)` writes is within `tolerance` of
     target_bytes. Returns (bytes, quality, tries, sequence) of the closest try, left at `dst`."""
-    qlo, qhi = quality_range
-    below = above = None  # (quality, log error) brackets
-    best = None
-    tried: dict[float, tuple[int, Path, EncodedSequence]] = {}
-    q = min(qhi, max(qlo, state.quality))
+    def write(q: float) -> tuple[int, Path, EncodedSequence]:
+        seq = encode(q)
+        tmp = dst.with_name(f".{dst.stem}.q{q}.part{dst.suffix}")
+        written.append(tmp)
+        seq.write(tmp)
+        return tmp.stat().st_size, tmp, seq
+
+    written: list[Path] = []
     try:
-        for _ in range(MAX_TRIES):
-            q = round(min(qhi, max(qlo, q)), 4)
-            if q in tried:
-                break
-            seq = encode(q)
-            tmp = dst.with_name(f".{dst.stem}.q{q}.part{dst.suffix}")
-            seq.write(tmp)
-            size = tmp.stat().st_size
-            tried[q] = (size, tmp, seq)
-            err = math.log(size / target_bytes)
-            if best is None or abs(err) < abs(best[1]):
-                best = (q, err)
-            if abs(size / target_bytes - 1) <= tolerance:
-                break
-            if err > 0:
-                above = (q, err) if above is None or q < above[0] else above
-            else:
-                below = (q, err) if below is None or q > below[0] else below
-            if below and above and above[0] != below[0]:
-                state.slope = max(0.05, (above[1] - below[1]) / (above[0] - below[0]))
-                q = below[0] + (0 - below[1]) / state.slope
-                q = min(max(q, min(below[0], above[0]) + 1e-3), max(below[0], above[0]) - 1e-3)
-            else:
-                if (err > 0 and q <= qlo) or (err < 0 and q >= qhi):
-                    break  # the target lies outside what the quality range can reach
-                q = q - err / state.slope
-        qbest = best[0]
-        size, path, seq = tried[qbest]
+        found = search_quality(write, lambda t: t[0], target=target_bytes, quality_range=quality_range,
+                               tolerance=tolerance, state=state, max_tries=MAX_TRIES)
+        size, path, seq = found.result
         os.replace(path, dst)
-        state.quality = qbest
-        return size, qbest, len(tried), seq
+        return size, found.quality, len(found.tries), seq
     finally:
-        for _, path, _ in tried.values():
+        for path in written:
             path.unlink(missing_ok=True)
 
 
@@ -187,7 +158,7 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
             shutil.rmtree(sub)
         sub.mkdir()
         renditions.append(RenditionResult(i, r.kbps, w, h, f"r{i}/index.m3u8"))
-        states.append(_RateState(quality=sum(codecs.pframes.quality_range) / 2))
+        states.append(RateState(quality=sum(codecs.pframes.quality_range) / 2))
     warnings = ["audio is not carried in segments"] if info.audio_streams else []
     for k, frames in enumerate(split_segments(read_video(src, max_frames=max_frames), info.time_base, segment_seconds)):
         ticks = frames[-1].pts - frames[0].pts + frames[-1].duration

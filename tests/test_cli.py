@@ -1,4 +1,5 @@
 import json
+import sys
 
 import numpy as np
 import pytest
@@ -106,6 +107,15 @@ def test_video_encode_info_decode(tmp_path, capsys):
     pngs.mkdir()
     assert main(["decode", str(tngv), "-o", str(pngs), "--start", "3", "--frames", "2", "-q"]) == 0
     assert sorted(p.name for p in pngs.iterdir()) == ["frame_000000.png", "frame_000001.png"]
+    # info, --help and errors found before any model is needed load neither torch nor a model
+    import subprocess
+
+    probe = ("import sys; from tngvideo.cli import main; codes = [main(a) for a in "
+             "[['info', sys.argv[1]], ['encode', sys.argv[2], '-o', sys.argv[3], '--gop', '0']]]; "
+             "print(codes, 'torch' in sys.modules)")
+    run = subprocess.run([sys.executable, "-c", probe, str(tngv), str(tmp_path / "clip.mkv"), str(tmp_path / "new.tngv")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.stdout.strip().splitlines()[-1] == "[0, 2] False", run.stderr
 
 
 def test_corrupt_video_stream_fails_cleanly(tmp_path, capsys):

@@ -246,7 +246,6 @@ def _add_rate_allocation(p) -> None:
 
 def cmd_encode(args) -> int:
     from tngvideo.media import probe_video
-    from tngvideo.videofile import encode_file
 
     src = _input(args.input, allow_dir=True)  # a folder of numbered images is a video too
     out = _output(args.output or src.with_suffix(".tngv"), args.overwrite, src=src)
@@ -259,6 +258,9 @@ def cmd_encode(args) -> int:
     if args.bitrate is not None and (args.workers > 1 or args.ray_address or (args.chunks or 1) > 1):
         raise CliError("--bitrate searches the quality by whole encodes in one process: drop --workers/--chunks",
                        EXIT_USAGE)
+    _encoder_options(args)  # checked before any model loads
+    from tngvideo.videofile import encode_file
+
     with _progress(args, None if args.bitrate else total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
@@ -693,9 +695,8 @@ def _run_with_pipes(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tngvideo.bitstream import BitstreamError
-    from tngvideo.image.codec import DecodeError
+    from tngvideo.errors import DecodeError, MediaError
     from tngvideo.limits import MemoryLimitError
-    from tngvideo.media import MediaError
     from tngvideo.streaming.playlist import PlaylistError
 
     try:

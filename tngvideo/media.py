@@ -12,14 +12,11 @@ import av
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from tngvideo.errors import MediaError
 from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.fileio import atomic_files, atomic_output
 
 Image.MAX_IMAGE_PIXELS = 1 << 27
-
-
-class MediaError(ValueError):
-    """The input is not readable media."""
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:

@@ -15,7 +15,7 @@ from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.fileio import atomic_output
 from tngvideo.bitstream.tng_file import check_size
-from tngvideo.image.latent_codec import DecodeError
+from tngvideo.errors import DecodeError
 from tngvideo.limits import VIDEO_DECODE, VIDEO_ENCODE, MemoryLimitError, check_memory
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
 from tngvideo.ratecontrol import RateState, search_quality

@@ -28,7 +28,7 @@ from tngvideo.analysis.peers import PEERS, run_peer
 from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.bitstream.packet import FrameType
 from tngvideo.fileio import atomic_write_bytes
-from tngvideo.image.latent_codec import DecodeError
+from tngvideo.errors import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import VideoDecoder

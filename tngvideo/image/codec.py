@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 
 from tngvideo.bitstream import BitstreamError, TngImageFile, pack_image, unpack_image
-from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
+from tngvideo.errors import DecodeError
+from tngvideo.image.latent_codec import LatentCodec, LatentStreams
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
 from tngvideo.image.search import encode_latents

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from tngvideo.errors import DecodeError
 from tngvideo.entropy import (
     ACT_BITS,
     CorruptStreamError,
@@ -32,10 +33,6 @@ from tngvideo.entropy import (
 )
 from tngvideo.image.model import HyperpriorCoder, checkerboard_anchors
 from tngvideo.image.weights import EntropyTables
-
-
-class DecodeError(ValueError):
-    """A stream that this codec cannot decode (corrupt, or made by other weights)."""
 
 
 # A stream cannot be shorter than the information its symbols carry when each takes its most

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from tngvideo.bitstream.container import SequenceHeader, TngvReader
-from tngvideo.image.latent_codec import DecodeError
+from tngvideo.errors import DecodeError
 from tngvideo.media import VideoFrame, write_video
 from tngvideo.streaming.playlist import segment_files
 from tngvideo.videofile import DecodeReport, DecodeResult, decode_frames

@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.codec import ImageCodec, check_quality
-from tngvideo.image.latent_codec import DecodeError, LatentCodec, LatentStreams
+from tngvideo.errors import DecodeError
+from tngvideo.image.latent_codec import LatentCodec, LatentStreams
 from tngvideo.image.model import HyperpriorAutoencoder
 from tngvideo.image.weights import EntropyTables
 from tngvideo.image.search import encode_latents

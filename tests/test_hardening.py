@@ -84,7 +84,8 @@ def test_nothing_lost_rotation_colour_audio_chapters_and_timestamps(tmp_path):
     assert main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "a.tngv"), "-q", "--gop", "4"]) == 0
     assert main(["decode", str(tmp_path / "a.tngv"), "-o", str(tmp_path / "out.mkv"), "-q"]) == 0
     out_info = probe_video(tmp_path / "out.mkv")
-    assert out_info.rotation == 90 and out_info.colour == colour
+    # the lossless output is RGB: the source's primaries and transfer, the RGB matrix, full range
+    assert out_info.rotation == 90 and out_info.colour == {**colour, "colorspace": 0, "color_range": 2}
     src_frames, out_frames = list(read_video(tmp_path / "in.mkv")), list(read_video(tmp_path / "out.mkv"))
     assert len(out_frames) == len(pts)
     assert [float(f.pts * src_info.time_base) for f in src_frames] == [float(f.pts * out_info.time_base) for f in out_frames]

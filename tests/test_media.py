@@ -46,6 +46,7 @@ def test_written_video_shows_the_written_colours_under_its_own_tags(tmp_path, co
     assert np.abs(shown[middles].astype(int) - bars[middles]).max() <= (0 if suffix == ".mkv" else 4)
     if suffix == ".mkv":
         assert tags["colorspace"] == 0 and tags["color_range"] == 2
+        assert tags["color_primaries"] == colour.get("color_primaries", 2)  # the source's, or unspecified
     else:
         assert tags["colorspace"] == colour.get("colorspace", 1) and tags["colorspace"] != 2
         assert tags["color_range"] == colour.get("color_range", 1)

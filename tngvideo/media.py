@@ -89,6 +89,7 @@ COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")
 _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
 BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1}
 RGB_TAGS = {"colorspace": 0, "color_range": 2}  # AVCOL_SPC_RGB, full range: what an RGB (FFV1 bgr0) stream is
+# (its primaries and transfer are still the source's)
 
 
 def yuv_tags(colour: dict | None) -> dict:
@@ -243,7 +244,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             s.codec_context.time_base = time_base
             # convert RGB to Y'CbCr ourselves, with the matrix and range the stream is tagged with
             # (left to the encoder, FFmpeg converts with BT.601 whatever the tags say)
-            tags = RGB_TAGS if pix_fmt == "bgr0" else yuv_tags(colour)
+            tags = ({**{k: v for k, v in (colour or {}).items() if k in ("color_primaries", "color_trc")}, **RGB_TAGS}
+                    if pix_fmt == "bgr0" else yuv_tags(colour))
             for key, value in tags.items():
                 setattr(s.codec_context, key, int(value))
             if rotation:

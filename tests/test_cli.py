@@ -169,3 +169,13 @@ def test_encode_presets_write_files_that_decode(tmp_path, preset):
     with pytest.raises(SystemExit) as exc:
         main(["encode", str(tmp_path / "in.mkv"), "-o", str(tmp_path / "b.tngv"), "--preset", "turbo"])
     assert exc.value.code == 2 and not (tmp_path / "b.tngv").exists()
+
+
+def test_an_unknown_model_named_by_the_user_is_a_usage_error(tmp_path, capsys):
+    """--model that is not a shipped model exits 2 with a message, before anything is encoded
+    (UnknownModelError is a FileNotFoundError, which the output-error handler would take as exit 5)."""
+    from conftest import make_clip
+
+    make_clip(tmp_path / "clip.mkv", frames=2, size=(20, 20))
+    assert main(["encode", str(tmp_path / "clip.mkv"), "-o", str(tmp_path / "o.tngv"), "--model", "bogus", "-q"]) == EXIT_USAGE
+    assert "unknown video model" in capsys.readouterr().err and not (tmp_path / "o.tngv").exists()

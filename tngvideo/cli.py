@@ -696,6 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from tngvideo.bitstream import BitstreamError
     from tngvideo.errors import DecodeError, MediaError
+    from tngvideo.image.registry import UnknownModelError
     from tngvideo.limits import MemoryLimitError
     from tngvideo.streaming.playlist import PlaylistError
 
@@ -709,6 +710,10 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return exc.code
+    except UnknownModelError as exc:  # a --model the user named (usage), or a name read from a file (bad data)
+        named = getattr(args, "model", None)
+        print(f"tngvideo: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE if named is not None else EXIT_BAD_DATA
     except (BitstreamError, DecodeError, MediaError, PlaylistError, MemoryLimitError) as exc:  # bad input data
         print(f"tngvideo: error: {_shown(getattr(args, 'input', '') or 'input')}: {exc}", file=sys.stderr)
         return EXIT_BAD_DATA

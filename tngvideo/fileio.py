@@ -18,9 +18,11 @@ def place(src: Path, dst: Path, *, overwrite: bool = True) -> None:
     """Rename `src` to `dst`; without `overwrite`, only if `dst` does not exist (exclusive creation)."""
     if not overwrite:
         try:
-            os.close(os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+            os.link(src, dst)  # atomic, and refuses an existing dst: of two writers only the first succeeds
         except FileExistsError:
             raise FileExistsError(errno.EEXIST, "already exists (use -y to overwrite)", str(dst)) from None
+        os.unlink(src)
+        return
     os.replace(src, dst)
 
 

@@ -46,7 +46,7 @@ def search_quality(encode: Callable[[float], T], size_of: Callable[[T], int], *,
     tried: dict[float, T] = {}
     q = min(qhi, max(qlo, state.quality))
     for _ in range(max_tries):
-        q = round(min(qhi, max(qlo, q)), 4)
+        q = round(min(qhi, max(qlo, q)), 2)  # what a packet carries
         if q in tried:
             break
         tried[q] = encode(q)
@@ -63,7 +63,7 @@ def search_quality(encode: Callable[[float], T], size_of: Callable[[T], int], *,
         if below and above and above[0] != below[0]:
             state.slope = max(0.05, (above[1] - below[1]) / (above[0] - below[0]))
             q = below[0] + (0 - below[1]) / state.slope
-            q = min(max(q, min(below[0], above[0]) + 1e-3), max(below[0], above[0]) - 1e-3)
+            q = min(max(q, min(below[0], above[0]) + 0.01), max(below[0], above[0]) - 0.01)
         else:
             if (err > 0 and q <= qlo) or (err < 0 and q >= qhi):
                 break  # the target lies outside what the quality range can reach

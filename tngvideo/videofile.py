@@ -130,20 +130,20 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                                                progress=progress, options=options)
     else:
         codecs = codecs or load_video_codecs(model)
-        frames = read_video(src, max_frames=max_frames)
 
         def encode(q: float) -> EncodedSequence:
-            return encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
+            return encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height, time_base=info.time_base,
                                    frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
                                    rotation=info.rotation, progress=progress, options=options)
         if bitrate_kbps is None:
             seq = encode(quality)
         else:
-            frames = list(frames)
-            if not frames:
+            first = encode(quality)  # the input is read again for each try: no whole video held in memory
+            if not first.packets:
                 raise ValueError("the input has no video frames")
-            seconds = float((frames[-1].pts - frames[0].pts + max(1, frames[-1].duration)) * info.time_base)
-            found = search_quality(encode, lambda sq: sum(len(p[0]) for p in sq.packets),
+            seconds = float(first.duration_ticks * info.time_base)
+            tries = {round(quality, 2): first}
+            found = search_quality(lambda q: tries.pop(round(q, 2), None) or encode(q),encode, lambda sq: sum(len(p[0]) for p in sq.packets),
                                    target=bitrate_kbps * 1000 / 8 * seconds, quality_range=codecs.pframes.quality_range,
                                    tolerance=rate_tolerance, state=RateState(quality=quality))
             seq, quality = found.result, found.quality
@@ -165,7 +165,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     )
 
 
-def _video_model_name(header: SequenceHeader) -> str:
+def video_model_name(header: SequenceHeader) -> str:
     """The registered name of the header's video model ("name:weights-hash" or "name")."""
     name = header.models.get("video", "").split(":")[0]
     if not name:
@@ -212,7 +212,7 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
     header = reader.header
     try:  # all before any network runs
         check_memory(header.width, header.height, VIDEO_DECODE)
-        codecs = codecs or load_video_codecs(_video_model_name(header))
+        codecs = codecs or load_video_codecs(video_model_name(header))
         _check_models(header, codecs)
     except (FileNotFoundError, MemoryLimitError, DecodeError) as exc:
         reader.close()

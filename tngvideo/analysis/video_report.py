@@ -8,6 +8,7 @@ pytorch-msssim (NaN for frames under 161 pixels on a side), BD-rate with PCHIP
 from __future__ import annotations
 
 import base64
+import bisect
 import csv
 import html
 import io
@@ -33,7 +34,7 @@ from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
-from tngvideo.videofile import encode_sequence
+from tngvideo.videofile import encode_sequence, video_model_name
 
 COMPONENTS = ("intra", "motion", "residual", "header")
 
@@ -112,7 +113,9 @@ class _Decoded:
     rows: list[FrameRow]
     decode_seconds: float
     header: SequenceHeader
-    seconds: float  # the coded frames' time span (first pts to the end of the last frame)
+    seconds: float  # the scored frames' time span (first pts to the end of the last frame)
+    bytes: int  # the scored frames' packet bytes
+    complete: bool  # every packet of the file was scored
 
 
 def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, codecs: VideoCodecs,
@@ -122,8 +125,8 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, c
     (a segment or a part of a file pairs with the right source frames); `setting` None: the
     median of the packets' qualities. Stops where the reference ends."""
     rows: list[FrameRow] = []
-    at_time = {f.pts * ref_tb: f for f in reference}
-    ref_end = max(at_time)
+    times = [f.pts * ref_tb for f in reference]  # increasing
+    ref_end = times[-1]
     with TngvReader(path) as r:
         h = r.header
         if h.models != codecs.model_ids():
@@ -135,13 +138,18 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, c
         tb = Fraction(h.tb)
         span = None
         qualities = []
+        half = min((b - a for a, b in zip(times, times[1:])), default=1 / Fraction(*h.frame_rate)) / 2
+        complete = True
         for n, pk in enumerate(r.packets()):
             t = pk.pts * tb
-            if t > ref_end:
+            if t > ref_end + half:
+                complete = False
                 break
-            if t not in at_time:
+            k = bisect.bisect_left(times, t)
+            k = min((i for i in (k - 1, k) if 0 <= i < len(times)), key=lambda i: abs(times[i] - t))
+            if abs(times[k] - t) >= half:  # time bases may differ: the frame shown at t is the nearest
                 raise DecodeError(f"frame {n} at {float(t):.3f} s: the reference has no frame at that time")
-            ref_rgb = at_time[t].rgb
+            ref_rgb = reference[k].rgb
             t0 = time.perf_counter()
             try:
                 p, rgb = dec.decode(pk.data)
@@ -169,7 +177,7 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, c
     if setting is None and rows:
         for row in rows:
             row.setting = float(np.median(qualities))
-    return _Decoded(rows, total_dec, h, float(span[1] - span[0]) if span else 0.0)
+    return _Decoded(rows, total_dec, h, float(span[1] - span[0]) if span else 0.0, sum(r.bytes for r in rows), complete)
 
 
 def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[str] = (), max_frames: int | None = None,
@@ -188,14 +196,15 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
     with tempfile.TemporaryDirectory() as tmp:
         if tngv is not None:
             with TngvReader(tngv) as r:
-                name = str(r.header.models.get("video", "")).split(":")[0]
-            codecs = load_video_codecs(name or None)
+                name = video_model_name(r.header)
+            codecs = load_video_codecs(name)
             out.models = codecs.model_ids()
             d = _rows_from_tngv(Path(tngv), reference, ref_tb, codecs, None, None, None, with_msssim, progress)
             if not d.rows:
                 raise DecodeError("the coded video and the reference share no frame times")
             out.rows += d.rows
-            out.summaries.append(_summary("tngvideo", d.rows[0].setting, d.rows, Path(tngv).stat().st_size, d.seconds,
+            file_bytes = Path(tngv).stat().st_size if d.complete else d.bytes  # a reference cut short: its frames only
+            out.summaries.append(_summary("tngvideo", d.rows[0].setting, d.rows, file_bytes, d.seconds,
                                           0.0, d.decode_seconds, pixels))
         else:
             codecs = load_video_codecs(model)

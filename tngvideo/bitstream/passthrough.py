@@ -36,7 +36,7 @@ def _describe(s) -> str:
 def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv: bool = False) -> Passthrough:
     """Open `source_path` and add an output stream for each of its audio and subtitle streams.
     `tngv`: the source is a `.tngv` file, opened as one (`TNGV_DEMUXER`, `TNGV_OPEN_OPTIONS`)."""
-    src = av.open(str(source_path), format=TNGV_DEMUXER, options=dict(TNGV_OPEN_OPTIONS)) if tngv else av.open(str(source_path))
+    src = av.open(str(source_path), format=TNGV_DEMUXER, options=dict(TNGV_OPEN_OPTIONS)) if tngv else av.open(str(source_path), options={"protocol_whitelist": "file"})
     pt = Passthrough(src)
     for s in src.streams:
         if s.type == "video":

@@ -32,7 +32,6 @@ from tngvideo.videofile import EncodedSequence, encode_sequence
 
 DEFAULT_SEGMENT_SECONDS = 2.0
 DEFAULT_TOLERANCE = 0.05  # aim; the promise to users is 10%
-MAX_TRIES = 8
 
 
 @dataclass
@@ -126,7 +125,7 @@ def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_byt
     written: list[Path] = []
     try:
         found = search_quality(write, lambda t: t[0], target=target_bytes, quality_range=quality_range,
-                               tolerance=tolerance, state=state, max_tries=MAX_TRIES)
+                               tolerance=tolerance, state=state)
         size, path, seq = found.result
         os.replace(path, dst)
         return size, found.quality, len(found.tries), seq

@@ -86,7 +86,7 @@ def _colour(stream) -> dict:
 
 COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")
 # FFmpeg's matrix codes (AVColorSpace) -> the matrix swscale converts RGB with
-_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020", 10: "BT2020"}
+_SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020"}  # not 10: constant luminance
 BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1}
 RGB_TAGS = {"colorspace": 0, "color_range": 2}  # AVCOL_SPC_RGB, full range: what an RGB (FFV1 bgr0) stream is
 # (its primaries and transfer are still the source's)

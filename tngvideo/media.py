@@ -13,6 +13,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from tngvideo.errors import MediaError
+from tngvideo.bitstream.container import COLOUR_KEYS
 from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.fileio import atomic_files, atomic_output
 
@@ -84,7 +85,6 @@ def _colour(stream) -> dict:
     return out
 
 
-COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")
 # FFmpeg's matrix codes (AVColorSpace) -> the matrix swscale converts RGB with
 _SWS_MATRIX = {1: "ITU709", 4: "FCC", 5: "ITU601", 6: "ITU601", 7: "SMPTE240M", 9: "BT2020"}  # not 10: constant luminance
 BT709 = {"color_primaries": 1, "color_trc": 1, "colorspace": 1}

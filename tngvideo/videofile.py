@@ -142,8 +142,11 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
             if not first.packets:
                 raise ValueError("the input has no video frames")
             seconds = float(first.duration_ticks * info.time_base)
-            tries = {round(quality, 2): first}
-            found = search_quality(lambda q: tries.pop(round(q, 2), None) or encode(q),encode, lambda sq: sum(len(p[0]) for p in sq.packets),
+            done = {round(quality, 2): first}
+
+            def encode_once(q: float) -> EncodedSequence:
+                return done.pop(round(q, 2)) if round(q, 2) in done else encode(q)
+            found = search_quality(encode_once, lambda sq: sum(len(p[0]) for p in sq.packets),
                                    target=bitrate_kbps * 1000 / 8 * seconds, quality_range=codecs.pframes.quality_range,
                                    tolerance=rate_tolerance, state=RateState(quality=quality))
             seq, quality = found.result, found.quality

@@ -23,8 +23,9 @@ DEFAULT_INTRA_OFFSET = 0.0
 DEFAULT_P_OFFSETS: tuple[float, ...] = (0.0,)
 MOTION_ESTIMATORS = ("net", "dis")
 # The flow net alone. DIS beside it measured BD-rate -1.55% on the centre 320x192 of four clips (16 frames,
-# results/encoder_ab.json) but +0.9 / +0.3 points against x264 low-delay on the whole dev clips (32 frames,
-# results/video_controls/tng-video-9-dis-default.json), for 1.15-1.17x the encode time: not a default.
+# results/encoder_ab.json) but -0.3 / +0.4 points (bikes / gymbasketball, vs x264 low-delay) on the whole dev
+# clips (32 frames, results/video_controls/tng-video-9-dis-default.json against results/video_dev.json), for
+# 1.15-1.17x the encode time: not a default.
 DEFAULT_MOTION_ESTIMATORS: tuple[str, ...] = ("net",)
 
 

@@ -56,3 +56,22 @@ def test_batch_reports_a_bad_input_finishes_the_rest_and_resumes(tmp_path):
     assert {(ln["input"].split("/")[-1], ln["status"]) for ln in lines[3:]} == {
         ("a.mkv", "skipped"), ("b.mkv", "skipped"), ("broken.mp4", "failed")}
     assert (out / "a.tngv").stat().st_mtime_ns == before
+
+
+def test_an_interrupt_stops_the_pool_without_running_the_queued_tasks(tmp_path):
+    """Ctrl-C or SIGTERM (a KeyboardInterrupt where the results arrive) stops the pool at once: the
+    tasks still queued never run (waiting on the whole pool kept writing outputs after a stop)."""
+    import subprocess
+    import time
+
+    from tngvideo.parallel import Engine
+
+    calls = [((["sh", "-c", f"sleep 0.5; touch {tmp_path / f't{i}'}"],), {}) for i in range(8)]
+
+    def on_done(i, result):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        Engine(workers=1, use_ray=False).map(subprocess.run, calls, on_done)
+    time.sleep(2)
+    assert len(list(tmp_path.iterdir())) <= 4  # the first, and what the pool had already handed its worker (of 8)

@@ -107,11 +107,16 @@ class Engine:
                     except Exception as exc:  # a failed task: the exception travels to the caller
                         on_done(refs[ref], getattr(exc, "cause", None) or exc)
         else:
-            with ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn")) as pool:
+            pool = ProcessPoolExecutor(max_workers=self.workers, mp_context=mp.get_context("spawn"))
+            try:
                 futures = {pool.submit(fn, *a, **k): i for i, (a, k) in enumerate(calls)}
                 for f in as_completed(futures):
                     exc = f.exception()
                     on_done(futures[f], exc if exc is not None else f.result())
+            except BaseException:  # Ctrl-C, SIGTERM: stop at once, start no queued task
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
+            pool.shutdown()
 
 
 def count_frames(src: str | Path, max_frames: int | None = None) -> int:

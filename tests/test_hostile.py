@@ -7,7 +7,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import threading
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 
 from conftest import make_clip
 from tngvideo.cli import main
+from tngvideo.fuzzing import LocalListener
 
 
 @pytest.fixture(scope="module")
@@ -42,35 +42,6 @@ def _playlist(folder: Path, *uris: str) -> Path:
     return folder / "index.m3u8"
 
 
-class _Listener:
-    """A TCP socket on 127.0.0.1 that records (and drops) every connection made to it."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self._stop = False
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        while not self._stop:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self):
-        self._stop = True
-        self._thread.join()
-        self.sock.close()
-
-
 # ---------------------------------------------------------------- 1. playlists stay in their folder
 
 def test_a_playlist_never_reaches_the_network_or_a_file_outside_its_folder(clip, tmp_path, monkeypatch, capsys):
@@ -79,7 +50,7 @@ def test_a_playlist_never_reaches_the_network_or_a_file_outside_its_folder(clip,
     shutil.copy(clip, outside / "secret.tngv")
     hls = tmp_path / "hls"
     hls.mkdir()
-    listener = _Listener()
+    listener = LocalListener()
     try:
         attacks = {
             "http": f"http:127.0.0.1:{listener.port}/x.tngv",  # FFmpeg reads `http:host/path` as a URL

@@ -136,6 +136,18 @@ def make_frame(seed: int) -> np.ndarray:
     return natural_image(30, 50, seed=seed)
 
 
+def decoded_packets(enc: VideoEncoder, dec: VideoDecoder, n: int) -> list[FramePacket]:
+    """Encode make_frame(0..n-1), decode each packet, check the decoder's output equals the
+    encoder's reconstruction, and return the decoded packet headers."""
+    packets = []
+    for i in range(n):
+        out = enc.encode(make_frame(i))
+        p, rgb = dec.decode(out.packet)
+        assert np.array_equal(rgb, out.reconstruction)
+        packets.append(p)
+    return packets
+
+
 def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_weights, tiny_video, tmp_path):
     """An image model with another lambda table (here twice the levels) codes the I-frames at the
     quality whose lambda is the P-frame coder's: same bytes' worth, and still bit-exact."""
@@ -314,12 +326,7 @@ def test_sequences_with_other_motion_qualities_decode_and_bad_ones_are_refused(t
     enc = VideoEncoder(image, pframes, width=50, height=30, quality=4.0, gop=8,
                        options=EncoderOptions(preset=Preset(motion_offsets=(3.0,)), adaptive_intra=False))
     dec = VideoDecoder(image, pframes, width=50, height=30)
-    packets = []
-    for i in range(3):
-        out = enc.encode(make_frame(i))
-        p, rgb = dec.decode(out.packet)
-        assert np.array_equal(rgb, out.reconstruction)
-        packets.append(p)
+    packets = decoded_packets(enc, dec, 3)
     assert [p.motion_q for p in packets[1:]] == [7.0, 7.0]
     bad = FramePacket(FrameType.P, 4.0, 3, packets[2].units, motion_quality=pframes.quality_range[1] + 1)
     with pytest.raises(DecodeError, match="motion quality"):
@@ -590,16 +597,11 @@ def test_quality_cascade_codes_each_gop_position_at_its_offset_and_decodes(tiny_
     for base in (3.0, hi - 0.5, lo + 0.25):
         enc = VideoEncoder(image, pframes, width=50, height=30, quality=base, gop=5, options=options)
         dec = VideoDecoder(image, pframes, width=50, height=30)
-        got = []
-        for i in range(7):
-            out = enc.encode(make_frame(i))
-            p, rgb = dec.decode(out.packet)
-            assert np.array_equal(rgb, out.reconstruction)
-            got.append(p.quality)
+        got = [p.quality for p in decoded_packets(enc, dec, 7)]
         want = [base + d for d in (1.5, 0.0, -0.5, -1.0, 0.0, 1.5, 0.0)]
         assert got == [round(min(hi, max(lo, q)) * 100) / 100 for q in want]
     plain = VideoEncoder(image, pframes, width=50, height=30, quality=3.0, gop=5)
-    assert [dec.decode(plain.encode(make_frame(i)).packet)[0].quality for i in range(6)] == [3.0] * 6
+    assert [p.quality for p in decoded_packets(plain, VideoDecoder(image, pframes, width=50, height=30), 6)] == [3.0] * 6
     for bad in ({"p_offsets": ()}, {"intra_offset": float("nan")}, {"p_offsets": (9.0,)}, {"intra_offset": True},
                 {"motion_estimators": ("sift",)}, {"motion_estimators": ()}):
         with pytest.raises(ValueError):

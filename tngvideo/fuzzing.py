@@ -353,6 +353,36 @@ def cases(n: int, seeds: list[Seed], donors: list[Seed], seed: int = 0, *, attac
 
 # ---------------------------------------------------------------- running
 
+class LocalListener:
+    """A TCP socket on 127.0.0.1 that counts (and drops) every connection made to it, served by
+    a daemon thread until `close`."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self._stop = False
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self._stop = True
+        self._thread.join()
+        self.sock.close()
+
+
 @dataclass
 class _Env:
     """A worker's surroundings: its case folder, a folder outside it, and a local listener that
@@ -360,20 +390,14 @@ class _Env:
 
     work: Path
     outside: Path
-    listener: socket.socket
-    connections: int = 0
+    listener: LocalListener
+
+    @property
+    def connections(self) -> int:
+        return self.listener.connections
 
     def fill(self, text: str) -> str:
-        return text.replace(OUTSIDE, str(self.outside)).replace(PORT, str(self.listener.getsockname()[1]))
-
-    def serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
+        return text.replace(OUTSIDE, str(self.outside)).replace(PORT, str(self.listener.port))
 
 
 def _clear(folder: Path) -> None:
@@ -442,20 +466,19 @@ def _worker(conn, threads: int) -> None:
 
     torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as tmp:
-        listener = socket.socket()
-        listener.bind(("127.0.0.1", 0))
-        listener.listen(16)
-        env = _Env(Path(tmp) / "case", Path(tmp) / "outside", listener)
+        env = _Env(Path(tmp) / "case", Path(tmp) / "outside", LocalListener())
         env.work.mkdir()
         env.outside.mkdir()
-        threading.Thread(target=env.serve, daemon=True).start()
-        while True:
-            case = conn.recv()
-            if case is None:
-                return
-            outcome, msg = _run_case(case, env)
-            rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            conn.send((outcome, msg, rss_mb))
+        try:
+            while True:
+                case = conn.recv()
+                if case is None:
+                    return
+                outcome, msg = _run_case(case, env)
+                rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                conn.send((outcome, msg, rss_mb))
+        finally:
+            env.listener.close()
 
 
 class _Worker:

@@ -21,7 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
+from dataclasses import replace
+from fractions import Fraction
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,13 +32,12 @@ import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
 from tngvideo.analysis.bdrate import bd_rate  # noqa: E402
-from tngvideo.analysis.metrics import psnr  # noqa: E402
 from tngvideo.analysis.records import device_description  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.media import read_video  # noqa: E402
+from tngvideo.media import VideoFrame, read_video  # noqa: E402
 from tngvideo.video import DEFAULT_GOP, EncoderOptions  # noqa: E402
-from tngvideo.video.codec import VideoEncoder  # noqa: E402
 from tngvideo.video.registry import load_video_codecs  # noqa: E402
+from tngvideo.videofile import encode_sequence  # noqa: E402
 
 DATA = ROOT.parent / "shared/data/video"
 # the dev clips and two train2 clips held out of training (configs/video_finetune_train2.yaml)
@@ -56,29 +56,24 @@ def parse_variant(text: str) -> tuple[str, dict]:
     return name, fields
 
 
-def centre(rgb, crop: tuple[int, int] | None):
+def centre(frame: VideoFrame, crop: tuple[int, int] | None) -> VideoFrame:
     """The centre crop (w, h) of a frame (the whole frame where it is smaller)."""
     if crop is None:
-        return rgb
-    h, w = rgb.shape[:2]
+        return frame
+    h, w = frame.rgb.shape[:2]
     cw, ch = min(w, crop[0]), min(h, crop[1])
     y, x = (h - ch) // 2, (w - cw) // 2
-    return rgb[y:y + ch, x:x + cw].copy()
+    return replace(frame, rgb=frame.rgb[y:y + ch, x:x + cw].copy())
 
 
-def encode_clip(codecs, frames: list, quality: float, gop: int, options: EncoderOptions) -> dict:
-    h, w = frames[0].shape[:2]
-    enc = VideoEncoder(codecs.image, codecs.pframes, width=w, height=h, quality=quality, gop=gop, options=options)
-    t0 = time.time()
-    nbytes, psnrs, types = 0, [], []
-    for rgb in frames:
-        out = enc.encode(rgb)
-        nbytes += len(out.packet)
-        psnrs.append(psnr(rgb, out.reconstruction))
-        types.append(out.stats.frame_type.name)
-    return {"bytes": nbytes, "bpp": 8 * nbytes / (w * h * len(frames)), "psnr_rgb": sum(psnrs) / len(psnrs),
-            "encode_seconds": round(time.time() - t0, 2), "frame_psnr": [round(p, 3) for p in psnrs],
-            "types": "".join(types)}
+def encode_clip(codecs, frames: list[VideoFrame], quality: float, gop: int, options: EncoderOptions) -> dict:
+    h, w = frames[0].rgb.shape[:2]
+    seq = encode_sequence(frames, codecs, width=w, height=h, time_base=Fraction(1, 25), frame_rate=Fraction(25),
+                          quality=quality, gop=gop, options=options)
+    nbytes = sum(len(p[0]) for p in seq.packets)
+    return {"bytes": nbytes, "bpp": 8 * nbytes / (w * h * len(frames)), "psnr_rgb": sum(seq.psnr) / len(seq.psnr),
+            "encode_seconds": round(sum(seq.encode_ms) / 1000, 2), "frame_psnr": [round(v, 3) for v in seq.psnr],
+            "types": "".join(st.frame_type.name for st in seq.stats)}
 
 
 def summarise(record: dict) -> dict:
@@ -140,7 +135,7 @@ def main() -> int:
     record["variants"].update(todo)
     with tqdm(total=len(todo) * len(clips) * len(args.qualities), desc="encode", unit="run", file=sys.stderr) as bar:
         for clip in clips:
-            frames = [centre(f.rgb, crop) for f in read_video(clip, max_frames=args.frames)] if todo else []
+            frames = [centre(f, crop) for f in read_video(clip, max_frames=args.frames)] if todo else []
             for name, fields in todo.items():
                 options = EncoderOptions(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()})
                 for q in args.qualities:

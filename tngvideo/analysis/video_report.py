@@ -270,10 +270,18 @@ def to_json(analysis: Analysis) -> dict:
         "bd_rate_psnr_rgb": {k: clean(v) for k, v in analysis.bd_rate_psnr.items()},
         "warnings": analysis.warnings,
         "frames": [{k: clean(v) for k, v in asdict(r).items()} for r in analysis.rows],
-        "gop_profile": {str(st): [{k: clean(v) for k, v in p.items()} for p in
-                                  gop_profile([r for r in analysis.rows if r.codec == "tngvideo" and r.setting == st])]
-                        for st in dict.fromkeys(r.setting for r in analysis.rows if r.codec == "tngvideo")},
+        "gop_profile": {str(st): [{k: clean(v) for k, v in p.items()} for p in gop_profile(rows)]
+                        for st, rows in tng_encodes(analysis).items()},
     }
+
+
+def tng_encodes(analysis: Analysis) -> dict[float, list[FrameRow]]:
+    """tngvideo's rows by setting (one encode each), settings in increasing order."""
+    groups: dict[float, list[FrameRow]] = {}
+    for r in analysis.rows:
+        if r.codec == "tngvideo":
+            groups.setdefault(r.setting, []).append(r)
+    return dict(sorted(groups.items()))
 
 
 def gop_profile(rows: list[FrameRow]) -> list[dict]:
@@ -302,12 +310,10 @@ def charts(analysis: Analysis) -> dict[str, bytes]:
     import matplotlib.pyplot as plt
 
     out = {}
-    tng = [r for r in analysis.rows if r.codec == "tngvideo"]
-    settings = sorted({r.setting for r in tng}, key=lambda s: (math.isnan(s), s))
-    if tng:
-        fig, axes = plt.subplots(len(settings), 1, figsize=(10, 2.6 * len(settings)), squeeze=False)
-        for ax, s in zip(axes[:, 0], settings):
-            rows = [r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))]
+    encodes = tng_encodes(analysis)
+    if encodes:
+        fig, axes = plt.subplots(len(encodes), 1, figsize=(10, 2.6 * len(encodes)), squeeze=False)
+        for ax, (s, rows) in zip(axes[:, 0], encodes.items()):
             x = [r.index for r in rows]
             bottom = np.zeros(len(rows))
             for comp in COMPONENTS:
@@ -325,8 +331,7 @@ def charts(analysis: Analysis) -> dict[str, bytes]:
         out["bits_per_frame.png"] = _png(fig)
         plt.close(fig)
         fig, ax = plt.subplots(figsize=(10, 3.6))
-        for s in settings:
-            rows = [r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))]
+        for s, rows in encodes.items():
             ax.plot([r.index for r in rows], [r.psnr_rgb for r in rows], marker=".", label=f"quality {s:g}")
         ax.set_xlabel("frame")
         ax.set_ylabel("PSNR-RGB (dB)")
@@ -335,9 +340,9 @@ def charts(analysis: Analysis) -> dict[str, bytes]:
         fig.tight_layout()
         out["psnr_per_frame.png"] = _png(fig)
         plt.close(fig)
-        fig, axes = plt.subplots(len(settings), 1, figsize=(10, 2.6 * len(settings)), squeeze=False)
-        for ax, s in zip(axes[:, 0], settings):
-            prof = gop_profile([r for r in tng if r.setting == s or (math.isnan(s) and math.isnan(r.setting))])
+        fig, axes = plt.subplots(len(encodes), 1, figsize=(10, 2.6 * len(encodes)), squeeze=False)
+        for ax, (s, rows) in zip(axes[:, 0], encodes.items()):
+            prof = gop_profile(rows)
             x = [p["position"] for p in prof]
             bottom = np.zeros(len(prof))
             for comp in COMPONENTS:

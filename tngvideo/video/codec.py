@@ -207,13 +207,17 @@ class PFrameCoder:
         net = self.flow_net if estimator == "net" else self.extra_estimators[estimator]
         return codable_flow(net(x, ref))
 
-    def motion_qualities(self, quality: float, offsets: tuple[float, ...]) -> list[float]:
-        """The motion qualities tried for a frame at `quality`: quality + each offset, held to the
-        coder's range and to what a packet carries (0.01 steps), without repeats."""
+    def held_quality(self, quality: float) -> float:
+        """`quality` held to the coder's range and to what a packet carries (0.01 steps)."""
         lo, hi = self.quality_range
+        return round(min(hi, max(lo, quality)) * 100) / 100
+
+    def motion_qualities(self, quality: float, offsets: tuple[float, ...]) -> list[float]:
+        """The motion qualities tried for a frame at `quality`: quality + each offset, held
+        (`held_quality`), without repeats."""
         out: list[float] = []
         for d in offsets:
-            q = round(min(hi, max(lo, quality + d)) * 100) / 100
+            q = self.held_quality(quality + d)
             if q not in out:
                 out.append(q)
         return out
@@ -323,20 +327,24 @@ def _to_rgb(x: torch.Tensor, h: int, w: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
-class _Coded:
-    """One frame coded one way: its streams by unit, the reconstruction and (P-frames) the motion."""
-    streams: dict[str, LatentStreams]
-    x_hat: torch.Tensor
-    quality: float  # the frame's quality (what its packet carries)
-    motion_quality: float | None = None  # a P-frame's motion quality, None = no motion
-    mode: "Mode | None" = None  # a P-frame's mode, None = no motion
-
-
-@dataclass(frozen=True)
 class Mode:
     """A P-frame mode with motion: the flow estimator and the motion quality relative to the frame's."""
     estimator: str
     offset: float
+
+
+@dataclass(frozen=True)
+class _Coded:
+    """One frame coded one way: its streams by unit, the reconstruction, its quality and (P-frames)
+    the mode its motion was coded in."""
+    streams: dict[str, LatentStreams]
+    x_hat: torch.Tensor
+    quality: float  # the frame's quality (what its packet carries)
+    mode: Mode | None = None  # a P-frame's mode, None = no motion
+
+    @property
+    def motion_quality(self) -> float | None:
+        return None if self.mode is None else round((self.quality + self.mode.offset) * 100) / 100
 
 
 class VideoEncoder:
@@ -368,8 +376,7 @@ class VideoEncoder:
         and to what a packet carries (0.01 steps)."""
         o = self.options
         d = o.intra_offset if intra else o.p_offsets[self._since_intra % len(o.p_offsets)]
-        lo, hi = self.pframes.quality_range
-        return round(min(hi, max(lo, self.quality + d)) * 100) / 100
+        return self.pframes.held_quality(self.quality + d)
 
     def _intra(self, x: torch.Tensor, search_steps: int) -> _Coded:
         q = self.frame_quality(intra=True)
@@ -395,9 +402,8 @@ class VideoEncoder:
         q = self.frame_quality(intra=False)
         f = self.pframes.encode(x, self._ref, q, search_steps=search_steps, hw=(self.height, self.width),
                                 flow_ref=self._source, **self._modes())
-        mode = Mode(f.estimator, f.motion_quality - q) if is_coded(f.motion) and f.estimator else None
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode,
-                      motion_quality=f.motion_quality if is_coded(f.motion) else None)
+        mode = Mode(f.estimator or "net", f.motion_quality - q) if is_coded(f.motion) else None
+        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode)
 
     def _cost(self, x: torch.Tensor, c: _Coded) -> float:
         # one lambda for both candidates (the P-frame's), so that the choice is between rates and distortions

@@ -235,13 +235,13 @@ def _add_rate_allocation(p) -> None:
     from tngvideo.video import DEFAULT_INTRA_OFFSET, DEFAULT_MOTION_ESTIMATORS, DEFAULT_P_OFFSETS, MOTION_ESTIMATORS
 
     p.add_argument("--intra-offset", type=float, default=DEFAULT_INTRA_OFFSET, metavar="D",
-                   help=f"I-frames at quality + D (default {DEFAULT_INTRA_OFFSET:g})")
+                   help=f"I-frames at quality + D (default: {DEFAULT_INTRA_OFFSET:g})")
     p.add_argument("--p-offsets", type=_offsets, default=DEFAULT_P_OFFSETS, metavar="D1,D2,...",
-                   help="the k-th P-frame after an I-frame at quality + D[(k-1) mod n] (default "
+                   help="the k-th P-frame after an I-frame at quality + D[(k-1) mod n] (default: "
                         f"{','.join(f'{d:g}' for d in DEFAULT_P_OFFSETS)}; negative lists as --p-offsets=-1,0)")
     p.add_argument("--motion-estimators", type=_names, default=DEFAULT_MOTION_ESTIMATORS, metavar="NAMES",
                    help=f"flow estimators each P-frame tries, cheapest kept ({', '.join(MOTION_ESTIMATORS)}; "
-                        f"default {','.join(DEFAULT_MOTION_ESTIMATORS)})")
+                        f"default: {','.join(DEFAULT_MOTION_ESTIMATORS)})")
 
 
 def cmd_encode(args) -> int:
@@ -390,9 +390,9 @@ def cmd_segment(args) -> int:
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
     for r in res.renditions:
-        print(f"rendition {r.index}: {r.width}x{r.height}, target {r.target_kbps:g} kbps, {len(r.segments)} segments, "
-              f"average {r.average_kbps:.1f} kbps, peak {r.peak_kbps:.1f} kbps, worst segment "
-              f"{100 * r.worst_rate_error:.1f}% off target")
+        _log(args, f"rendition {r.index}: {r.width}x{r.height}, target {r.target_kbps:g} kbps, {len(r.segments)} segments, "
+                   f"average {r.average_kbps:.1f} kbps, peak {r.peak_kbps:.1f} kbps, worst segment "
+                   f"{100 * r.worst_rate_error:.1f}% off target")
     _log(args, f"wrote {res.master}")
     return EXIT_OK
 
@@ -420,12 +420,12 @@ def cmd_analyze(args) -> int:
                     options=_encoder_options(args))
     write_outputs(a, out_dir)
     for s in a.summaries:
-        print(f"{s.codec:>9} {s.setting:6g}: {s.frames} frames, {s.kbps:9.1f} kbps, {s.bpp:.4f} bpp, "
-              f"PSNR-RGB {s.psnr_rgb:.2f} dB, PSNR-Y {s.psnr_y:.2f} dB, MS-SSIM {s.ms_ssim:.4f}")
+        _log(args, f"{s.codec:>9} {s.setting:6g}: {s.frames} frames, {s.kbps:9.1f} kbps, {s.bpp:.4f} bpp, "
+                   f"PSNR-RGB {s.psnr_rgb:.2f} dB, PSNR-Y {s.psnr_y:.2f} dB, MS-SSIM {s.ms_ssim:.4f}")
     for peer, v in a.bd_rate_psnr.items():
-        print(f"BD-rate of tngvideo vs {peer} (PSNR-RGB): {v:+.2f}%")
+        _log(args, f"BD-rate of tngvideo vs {peer} (PSNR-RGB): {v:+.2f}%")
     for w in a.warnings:
-        print(f"tngvideo: warning: {w}", file=sys.stderr)
+        _log(args, f"tngvideo: warning: {w}")
     _log(args, f"wrote {out_dir}/report.html, frames.csv, analysis.json and charts")
     return EXIT_OK
 
@@ -532,26 +532,48 @@ def cmd_demo(args) -> int:
     return EXIT_OK
 
 
+class _HelpWithDefaults(argparse.HelpFormatter):
+    """Every option's help ends with its default ("(default: 4)"), unless the help already says
+    it or there is none to show (a flag, or an option whose absence means "not used")."""
+
+    def _get_help_string(self, action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (default in (None, False, "", argparse.SUPPRESS) or isinstance(default, bool) or "default" in text.lower()
+                or not action.option_strings):
+            return text
+        if isinstance(default, (list, tuple)):
+            shown = ("," if isinstance(default, tuple) else " ").join(_plain(v) for v in default)
+        else:
+            shown = _plain(default)
+        return f"{text} (default: {shown.replace('%', '%%')})".strip()
+
+
+def _plain(v) -> str:
+    return f"{v:g}" if isinstance(v, float) else str(v)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from tngvideo.image.registry import DEFAULT_MODEL
 
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="print only errors")
     common.add_argument("--threads", type=int, default=argparse.SUPPRESS, help="CPU threads for torch")
-    p = argparse.ArgumentParser(prog="tngvideo", description="TNG learned image and video codec.")
+    p = argparse.ArgumentParser(prog="tngvideo", description="TNG learned image and video codec.",
+                                formatter_class=_HelpWithDefaults)
     p.add_argument("--version", action="version", version=f"tngvideo {__version__}")
     p.add_argument("-q", "--quiet", action="store_true", help="print only errors")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch")
     sub = p.add_subparsers(dest="command", required=True)
 
     def add(group, name, **kw):  # every sub-command also takes -q and --threads
-        return group.add_parser(name, parents=[common], **kw)
+        return group.add_parser(name, parents=[common], formatter_class=_HelpWithDefaults, **kw)
 
     from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES
 
     ve = add(sub, "encode", help="video (anything FFmpeg reads) -> .tngv")
-    ve.add_argument("input")
-    ve.add_argument("-o", "--output")
+    ve.add_argument("input", help="a video file, a folder of numbered images, or - for stdin")
+    ve.add_argument("-o", "--output", help="the .tngv to write, or - for stdout (default: INPUT.tngv)")
     ve.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
     ve.add_argument("--bitrate", type=_bitrate_kbps, default=None, metavar="RATE",
                     help="aim the video stream at RATE (e.g. 500k, 1.5M) instead of a fixed quality: the quality is "
@@ -578,9 +600,9 @@ def build_parser() -> argparse.ArgumentParser:
     ba = add(sub, "batch", help="encode a catalog: a folder of videos or a text file listing them")
     ba.add_argument("input", help="a folder, or a text file with one path per line")
     ba.add_argument("-o", "--output", required=True, help="output folder (one .tngv per input, manifest.jsonl)")
-    ba.add_argument("--quality", type=float, default=4.0)
-    ba.add_argument("--gop", type=int, default=DEFAULT_GOP)
-    ba.add_argument("--model", default=None)
+    ba.add_argument("--quality", type=float, default=4.0, help="1 (smallest) .. 8 (best), fractional allowed")
+    ba.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
+    ba.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     ba.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     _add_rate_allocation(ba)
     ba.add_argument("--workers", type=int, default=1, help="files encoded at once (Ray if installed, else processes)")
@@ -588,7 +610,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.set_defaults(func=cmd_batch)
     vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")
     vd.add_argument("input", help="a .tngv file, a segment, or an HLS playlist (.m3u8) written by `segment`")
-    vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png")
+    vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png "
+                                           "(default: INPUT.mkv)")
     vd.add_argument("--start", type=int, default=0, help="first frame to output")
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
     vd.add_argument("--rendition", type=int, default=0, help="which rendition of a master playlist (0 = first)")
@@ -607,7 +630,7 @@ def build_parser() -> argparse.ArgumentParser:
     sg.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period inside a segment")
     sg.add_argument("--tolerance", type=float, default=0.05, help="rate control aim, relative to the target")
     sg.add_argument("--frames", type=int, default=None, help="segment only the first N frames")
-    sg.add_argument("--model", default=None)
+    sg.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     sg.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     _add_rate_allocation(sg)
     sg.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
@@ -616,12 +639,12 @@ def build_parser() -> argparse.ArgumentParser:
     an = add(sub, "analyze", help="per-frame rate-distortion analysis (CSV, JSON, charts, HTML)")
     an.add_argument("input", help="a video to encode, or a .tngv to decode (with --reference)")
     an.add_argument("-o", "--output", help="output folder (default: INPUT_analysis)")
-    an.add_argument("--quality", type=float, nargs="+", default=[4.0])
-    an.add_argument("--gop", type=int, default=DEFAULT_GOP)
+    an.add_argument("--quality", type=float, nargs="+", default=[4.0], help="one or more qualities to encode at")
+    an.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
     an.add_argument("--frames", type=int, default=None, help="analyse only the first N frames")
     an.add_argument("--compare", default="", help="peer codecs encoded in the same run: x264,x264-lowdelay,x265,svtav1")
     an.add_argument("--reference", help="the source video when INPUT is a .tngv")
-    an.add_argument("--model", default=None)
+    an.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     an.add_argument("--preset", choices=PRESET_NAMES, default=DEFAULT_PRESET, help=preset_help)
     _add_rate_allocation(an)
     an.add_argument("-y", dest="overwrite", action="store_true", help="write into a non-empty output folder")
@@ -630,30 +653,30 @@ def build_parser() -> argparse.ArgumentParser:
     d = add(sub, "demo", help="compress and decompress a sample photo, print bpp and PSNR")
     d.add_argument("--quality", type=float, nargs="+", default=None,
                    help="default: four qualities spread over the model's range")
-    d.add_argument("--model", default=DEFAULT_MODEL)
+    d.add_argument("--model", default=DEFAULT_MODEL, help="image model")
     d.set_defaults(func=cmd_demo)
 
-    img = sub.add_parser("image", help="still images (.tng)").add_subparsers(dest="image_command", required=True)
+    img = sub.add_parser("image", help="still images (.tng)", formatter_class=_HelpWithDefaults).add_subparsers(dest="image_command", required=True)
     e = add(img, "encode", help="image -> .tng")
-    e.add_argument("input")
-    e.add_argument("-o", "--output")
+    e.add_argument("input", help="any image Pillow reads, or - for stdin")
+    e.add_argument("-o", "--output", help="the .tng to write, or - for stdout (default: INPUT.tng)")
     e.add_argument("--quality", type=float, default=6.0,
                    help="1 (smallest) .. the model's top level (10 for the shipped model), fractional allowed")
-    e.add_argument("--model", default=DEFAULT_MODEL)
+    e.add_argument("--model", default=DEFAULT_MODEL, help="image model")
     e.add_argument("--search", type=int, default=0, metavar="STEPS",
                    help="encoder-side latent search: fewer bytes for the same picture quality, "
                         "about 0.5 s per step for a 768x512 image on 2 cores (try 30); decoding is unchanged")
     e.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     e.set_defaults(func=cmd_image_encode)
     dd = add(img, "decode", help=".tng -> PNG (or another format by suffix)")
-    dd.add_argument("input")
-    dd.add_argument("-o", "--output")
+    dd.add_argument("input", help="a .tng file, or - for stdin")
+    dd.add_argument("-o", "--output", help="the image to write, or - for stdout (default: INPUT.png)")
     dd.add_argument("-y", dest="overwrite", action="store_true", help="overwrite the output")
     dd.set_defaults(func=cmd_image_decode)
 
     i = add(sub, "info", help="show a .tng or .tngv file's header fields, sizes and rates")
     i.add_argument("input")
-    i.add_argument("--json", action="store_true")
+    i.add_argument("--json", action="store_true", help="print the fields as JSON")
     i.set_defaults(func=cmd_info)
     return p
 
@@ -692,7 +715,28 @@ def _run_with_pipes(args) -> int:
         return code
 
 
+EXIT_BROKEN_PIPE = 128 + 13  # as a process killed by SIGPIPE: the reader of stdout went away
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except BrokenPipeError:  # `tngvideo info --json x.tngv | head`: stop quietly, as cat does
+        _drop_stdout()
+        return EXIT_BROKEN_PIPE
+
+
+def _drop_stdout() -> None:
+    """Point stdout at /dev/null, so that the interpreter's last flush finds no closed pipe either."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # stdout is not a real file (a test's capture)
+        pass
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from tngvideo.bitstream import BitstreamError
     from tngvideo.errors import DecodeError, MediaError
@@ -720,6 +764,8 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"tngvideo: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except BrokenPipeError:
+        raise
     except OSError as exc:
         name = exc.filename or getattr(args, "output", None) or getattr(args, "input", None) or "output"
         print(f"tngvideo: error: {_shown(name)}: {exc.strerror or exc}", file=sys.stderr)

@@ -68,3 +68,70 @@ def test_odd_sized_mp4_is_4_2_0_at_an_even_size_and_says_so(tmp_path):
     assert shown.shape == (34, 52, 3)
     err = np.abs(shown[:33, :51].astype(int) - rgb)
     assert err.mean() < 3 and err.max() <= 16  # H.264 at crf 16 (a shifted picture is off by tens)
+
+
+# -- photos: EXIF orientation and ICC profiles ------------------------------------------------
+
+def _s15(v: float) -> bytes:
+    import struct
+
+    return struct.pack(">i", round(v * 65536))
+
+
+def linear_rgb_icc() -> bytes:
+    """A minimal ICC v2 display profile: sRGB's primaries with a linear (gamma 1.0) curve, so
+    that a pixel value v means what sRGB calls 255 * (v / 255) ** (1 / 2.4) or so: mid-grey is
+    much lighter in sRGB."""
+    import struct
+
+    def xyz(x, y, z):
+        return b"XYZ " + b"\0" * 4 + _s15(x) + _s15(y) + _s15(z)
+
+    curv = b"curv" + b"\0" * 4 + struct.pack(">IH", 1, 0x0100) + b"\0\0"
+    text = b"linear RGB"
+    desc = b"desc" + b"\0" * 4 + struct.pack(">I", len(text) + 1) + text + b"\0" + b"\0" * 78
+    tags = [(b"desc", desc), (b"wtpt", xyz(0.9642, 1.0, 0.8249)), (b"rXYZ", xyz(0.4361, 0.2225, 0.0139)),
+            (b"gXYZ", xyz(0.3851, 0.7169, 0.0971)), (b"bXYZ", xyz(0.1431, 0.0606, 0.7141)),
+            (b"rTRC", curv), (b"gTRC", curv), (b"bTRC", curv), (b"cprt", b"text" + b"\0" * 4 + b"none\0\0\0\0")]
+    offset = 128 + 4 + 12 * len(tags)
+    table, body = b"", b""
+    for sig, data in tags:
+        data += b"\0" * (-len(data) % 4)
+        table += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + b"\0" * 4 + struct.pack(">I", 0x02100000) + b"mntrRGB XYZ "
+              + b"\0" * 12 + b"acsp" + b"\0" * 28 + _s15(0.9642) + _s15(1.0) + _s15(0.8249) + b"\0" * 48)
+    return header + struct.pack(">I", len(tags)) + table + body
+
+
+def test_a_photo_with_exif_orientation_comes_out_upright(tmp_path):
+    """A portrait JPEG stored landscape with EXIF orientation 6 (turn 90 degrees clockwise to
+    show) is read as the portrait picture a viewer shows, and its size is probed as such."""
+    from PIL import Image
+
+    from tngvideo.media import probe_image, read_image
+
+    stored = np.full((32, 48, 3), 40, np.uint8)
+    stored[:8, :8] = (230, 20, 20)  # a red mark at the stored top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    path = tmp_path / "portrait.jpg"
+    Image.fromarray(stored).save(path, quality=95, exif=exif)
+    rgb = read_image(path)
+    assert rgb.shape == (48, 32, 3) and probe_image(path) == (32, 48)
+    assert rgb[:8, -8:, 0].mean() > 180 and rgb[:8, :8, 0].mean() < 80  # the mark is now top-right
+
+
+def test_a_photo_with_a_non_srgb_icc_profile_is_converted_to_srgb(tmp_path):
+    """Pixel values under an embedded profile other than sRGB are converted to sRGB (linear
+    mid-grey 128 is about 188 in sRGB); an sRGB profile leaves the values exactly as stored."""
+    from PIL import Image, ImageCms
+
+    from tngvideo.media import read_image
+
+    grey = np.full((8, 8, 3), 128, np.uint8)
+    Image.fromarray(grey).save(tmp_path / "linear.png", icc_profile=linear_rgb_icc())
+    assert abs(int(read_image(tmp_path / "linear.png")[0, 0, 1]) - 188) <= 2
+    srgb = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    Image.fromarray(grey).save(tmp_path / "srgb.png", icc_profile=srgb)
+    assert np.array_equal(read_image(tmp_path / "srgb.png"), grey)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
 from dataclasses import dataclass
 from fractions import Fraction
@@ -10,7 +12,7 @@ from typing import Iterable, Iterator
 
 import av
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tngvideo.errors import MediaError
 from tngvideo.bitstream.container import COLOUR_KEYS
@@ -21,23 +23,75 @@ Image.MAX_IMAGE_PIXELS = 1 << 27
 
 
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """Any image Pillow reads -> (H, W, 3) uint8. Greyscale is replicated, alpha dropped, 16-bit scaled."""
+    """Any image Pillow reads -> (H, W, 3) uint8 sRGB, upright. The EXIF orientation is applied
+    (a portrait photo stored sideways comes out portrait); an embedded ICC profile other than
+    sRGB is converted to sRGB (pixels without a profile are taken as sRGB). Greyscale is
+    replicated, alpha dropped, 16-bit scaled."""
     try:
         with Image.open(path) as im:
             im.load()
+            im = ImageOps.exif_transpose(im)
             if im.mode in ("I;16", "I;16B", "I;16L", "I"):
                 a = np.asarray(im, dtype=np.float64)
                 im = Image.fromarray(np.clip(a / 257.0 + 0.5, 0, 255).astype(np.uint8))
-            return np.array(im.convert("RGB"))
+            return np.array(_srgb(im))
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
 
 
+_ICC_MODES = {"RGB": "RGB", "GRAY": "L", "CMYK": "CMYK"}  # an ICC profile's colour space -> the Pillow mode it describes
+
+
+def _srgb(im: Image.Image) -> Image.Image:
+    """`im` as 8-bit RGB in sRGB: converted through its ICC profile when it carries one that is
+    not sRGB (Display P3, Adobe RGB, a CMYK press profile, ...); a profile LittleCMS cannot use
+    is ignored, as a browser would."""
+    icc = im.info.get("icc_profile")
+    if not icc:
+        return im.convert("RGB")
+    from PIL import ImageCms
+
+    try:
+        profile = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = _ICC_MODES.get(profile.profile.xcolor_space.strip())
+        if mode is None:
+            return im.convert("RGB")
+        transform = ImageCms.buildTransform(profile, _srgb_profile(), mode, "RGB")
+        if mode == "RGB":  # an sRGB profile (by whatever name) leaves the pixels exactly as they are
+            probe = _rgb_probe()
+            if np.abs(np.asarray(ImageCms.applyTransform(probe, transform), np.int16)
+                      - np.asarray(probe, np.int16)).max() <= 2:
+                return im.convert("RGB")
+        return ImageCms.applyTransform(im if im.mode == mode else im.convert(mode), transform)
+    except (ImageCms.PyCMSError, OSError, ValueError, TypeError):
+        return im.convert("RGB")
+
+
+@functools.lru_cache(maxsize=1)
+def _rgb_probe() -> Image.Image:
+    """Every combination of 16 levels per channel."""
+    v = np.arange(0, 256, 17, dtype=np.uint8)
+    return Image.fromarray(np.stack(np.meshgrid(v, v, v, indexing="ij"), -1).reshape(64, 64, 3))
+
+
+@functools.lru_cache(maxsize=1)
+def _srgb_profile():
+    from PIL import ImageCms
+
+    return ImageCms.createProfile("sRGB")
+
+
+# EXIF orientations that turn the picture a quarter (width and height swap on display)
+_QUARTER_TURNS = (5, 6, 7, 8)
+
+
 def probe_image(path: str | os.PathLike) -> tuple[int, int]:
-    """(width, height) from the image's header alone: nothing is decoded."""
+    """(width, height) as displayed (EXIF orientation applied), from the image's header alone:
+    nothing is decoded."""
     try:
         with Image.open(path) as im:
-            return im.size
+            w, h = im.size
+            return (h, w) if im.getexif().get(0x0112) in _QUARTER_TURNS else (w, h)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise MediaError(f"not a readable image ({exc.__class__.__name__})") from None
 

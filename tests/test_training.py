@@ -8,10 +8,11 @@ import torch
 from PIL import Image
 
 from conftest import make_clip, natural_image
-from tngvideo.train.data import CropSampler, Prefetcher, list_images
+from tngvideo.train.data import list_images
+from tngvideo.train.device_data import ClipPairs, PackedFrames, SyntheticMotion, load_photos
 from tngvideo.train.loop import TrainConfig, lr_at
 from tngvideo.train.overrides import load_config
-from tngvideo.train.video_data import ClipPairs, SyntheticMotion, frame_folders
+from tngvideo.train.video_data import frame_folders
 from tngvideo.train.video_loop import VideoTrainConfig
 from tngvideo.video.warp import backward_warp
 
@@ -19,7 +20,7 @@ from tngvideo.video.warp import backward_warp
 def test_synthetic_motion_flow_explains_the_frame_pair(tmp_path):
     for i in range(3):
         Image.fromarray(natural_image(160, 200, seed=i)).save(tmp_path / f"p{i}.png")
-    data = SyntheticMotion(sorted(tmp_path.glob("*.png")), crop=48, seed=1, max_shift=5, max_zoom=0.02,
+    data = SyntheticMotion(load_photos(sorted(tmp_path.glob("*.png"))), crop=48, seed=1, max_shift=5, max_zoom=0.02,
                            max_rotation_deg=2)
     cur, ref, flow = data.batch(4)
     warped = backward_warp(ref, flow)
@@ -30,28 +31,37 @@ def test_synthetic_motion_flow_explains_the_frame_pair(tmp_path):
     assert err.mean() < 0.5 * still.mean()
 
 
-def test_prefetched_crops_are_the_samplers_own_sequence(tmp_path):
-    for i in range(2):
-        Image.fromarray(natural_image(96, 120, seed=i)).save(tmp_path / f"p{i}.png")
-    files = list_images([tmp_path])
-    direct = CropSampler(files, crop=32, seed=3)
-    expected = [direct.batch_uint8(5) for _ in range(6)]
-    prefetch = Prefetcher(CropSampler(files, crop=32, seed=3), 5, depth=2)
-    try:
-        got = [prefetch.next() for _ in range(6)]
-    finally:
-        prefetch.close()
-    for a, b in zip(expected, got):
-        assert a.dtype == torch.uint8 and a.shape == (5, 3, 32, 32)
-        assert torch.equal(a, b)
-    broken = CropSampler(files, crop=32, seed=3)
-    broken.images = []  # sampling now fails in the thread: the consumer must see the error, not wait
-    prefetch = Prefetcher(broken, 5)
-    try:
-        with pytest.raises(ValueError):
-            prefetch.next()
-    finally:
-        prefetch.close()
+def _windows(item: np.ndarray, length: int, crop: int):
+    """Every run of `length` frames of `item` (T, H, W, 3) at every place, flipped either way."""
+    for a in (item, item[:, ::-1], item[:, :, ::-1], item[:, ::-1, ::-1]):
+        for t in range(max(1, a.shape[0] - length + 1)):
+            for y in range(a.shape[1] - crop + 1):
+                for x in range(a.shape[2] - crop + 1):
+                    yield a[t:t + length, y:y + crop, x:x + crop]
+
+
+def test_device_crops_are_windows_of_the_items_and_follow_the_seed():
+    """Each crop is a run of consecutive frames of one item at one place (flipped or not), a
+    portrait item is turned to landscape, the sequence is the seed's, and every item is drawn."""
+    rng = np.random.default_rng(0)
+    items = [rng.integers(0, 256, (3, 20, 26, 3), dtype=np.uint8),
+             rng.integers(0, 256, (2, 30, 18, 3), dtype=np.uint8),  # portrait
+             rng.integers(0, 256, (3, 8, 8, 3), dtype=np.uint8)]  # smaller than a crop: dropped
+    packed = PackedFrames(items, device=torch.device("cpu"), min_side=16, seed=5)
+    assert len(packed) == 2 and packed.sizes.tolist() == [[3, 20, 26], [2, 18, 30]]
+    crops = packed.crops(24, 2, 16)
+    assert crops.dtype == torch.uint8 and crops.shape == (24, 2, 3, 16, 16)
+    sources = [items[0], items[1].transpose(0, 2, 1, 3)]
+    drawn = set()
+    for run in crops.permute(0, 1, 3, 4, 2).numpy():
+        hits = [i for i, src in enumerate(sources) if any(np.array_equal(w, run) for w in _windows(src, 2, 16))]
+        assert hits, "a crop that is no window of any item"
+        drawn.update(hits)
+    assert drawn == {0, 1}
+    again = PackedFrames(items, device=torch.device("cpu"), min_side=16, seed=5).crops(24, 2, 16)
+    assert torch.equal(crops, again)
+    with pytest.raises(ValueError):
+        packed.crops(1, 1, 20)  # larger than the smallest kept side
 
 
 def test_exported_frame_folders_train_on_the_same_frames(tmp_path):
@@ -69,9 +79,9 @@ def test_exported_frame_folders_train_on_the_same_frames(tmp_path):
                    capture_output=True)
     assert not (tmp_path / "frames.partial").exists()
     a, b = ClipPairs([src], crop=32, max_frames=6), ClipPairs([out], crop=32, max_frames=6)
-    assert len(a.sequences) == len(b.sequences) == 2
-    for x, y in zip(sorted(a.sequences, key=len), sorted(b.sequences, key=len)):
-        assert x.shape[0] == 6 and np.array_equal(x, y)
+    assert len(a.packed) == len(b.packed) == 2
+    assert a.packed.sizes[:, 0].tolist() == [6, 6]
+    assert torch.equal(a.packed.sizes, b.packed.sizes) and torch.equal(a.packed.data, b.packed.data)
     again = subprocess.run([sys.executable, str(tool), str(src), "-o", str(out)], capture_output=True, text=True)
     assert again.returncode == 2 and "exists" in again.stderr
 
@@ -220,7 +230,6 @@ def test_a_new_lambda_table_keeps_every_rate_the_old_one_had():
 
 def test_clip_runs_are_consecutive_frames_at_one_crop(tmp_path):
     from conftest import make_clip
-    from tngvideo.train.video_data import ClipPairs
 
     src = np.stack(make_clip(tmp_path / "c.mkv", frames=6, size=(40, 56)))  # lossless: frames known
     clips = ClipPairs([tmp_path], crop=24, seed=3)
@@ -228,9 +237,7 @@ def test_clip_runs_are_consecutive_frames_at_one_crop(tmp_path):
     assert len(frames) == 4 and frames[0].shape == (5, 3, 24, 24)
     run = torch.stack(frames, 1).mul(255).round().to(torch.uint8).permute(0, 1, 3, 4, 2).numpy()
     for sample in run:  # find where each run sits in the source, flipped or not
-        hits = [(t, y, x) for flip in (False, True) for t in range(3) for y in range(17) for x in range(33)
-                if np.array_equal((src[:, :, ::-1] if flip else src)[t:t + 4, y:y + 24, x:x + 24], sample)]
-        assert hits, "a run that is not 4 consecutive frames of one crop"
+        assert any(np.array_equal(w, sample) for w in _windows(src, 4, 24)), "a run that is not 4 consecutive frames of one crop"
 
 
 def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
@@ -323,8 +330,8 @@ def test_motion_stage_trains_only_the_motion_coder_with_dis_flow(tmp_path):
 
 
 def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
-    """A NaN loss must not reach the optimiser (it would poison every weight): the step is
-    skipped and logged, and training goes on."""
+    """A NaN loss must not reach the weights (it would poison every one): the update is
+    skipped on the device, counted in the log, and training goes on."""
     import json
 
     from conftest import make_clip
@@ -342,7 +349,7 @@ def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
     def first_nan(*args, **kwargs):
         loss, figures = real(*args, **kwargs)
         calls.append(1)
-        return (loss * float("nan") if len(calls) == 1 else loss), figures
+        return (loss * float("nan") if len(calls) == 2 else loss), figures  # call 1 counts the step's operations
 
     monkeypatch.setattr(video_loop, "rollout_loss", first_nan)
     small = ModelConfig(channels=16, latent_channels=24)
@@ -350,12 +357,14 @@ def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
                            batch=2, synthetic_fraction=0.0, amp=False, save_every=1000)
     torch.manual_seed(0)
     model = PFrameModel(VideoModelConfig(motion=small, residual=small))
+    before = [p.detach().clone() for p in model.parameters()]
     state = video_loop.train_video(cfg, model=model, image_model=TNGImageModel(small), state=TrainState(),
                                    out=tmp_path / "v.safetensors", name="tiny-video", minutes=5,
-                                   device=torch.device("cpu"), log_path=tmp_path / "log.jsonl", max_steps=1)
-    assert len(calls) == 2 and state.steps == 1
+                                   device=torch.device("cpu"), log_path=tmp_path / "log.jsonl", max_steps=2)
+    assert state.steps == 2
     assert all(torch.isfinite(p).all() for p in model.parameters())
-    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[0])["skipped"] == 1
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))  # the second step trained
+    assert json.loads((tmp_path / "log.jsonl").read_text().splitlines()[-1])["skipped"] == 1
 
 
 def test_rollouts_estimate_motion_against_the_previous_source_frame():

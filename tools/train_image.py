@@ -40,6 +40,9 @@ def main() -> int:
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--log-file", default=None, help="JSON-lines training log (default: beside --out)")
     ap.add_argument("--stop-file", default=None)
+    ap.add_argument("--until", type=float, default=None, metavar="EPOCH",
+                    help="also stop at this wall-clock time (seconds since the epoch): a run that must fit a slot")
+    ap.add_argument("--half", action="store_true", help="save fp16 weights (half the bytes to carry back)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config entry (YAML value)")
     args = ap.parse_args()
 
@@ -67,6 +70,7 @@ def main() -> int:
         cfg, model=model, state=state, out=out, name=args.name, minutes=args.minutes,
         device=torch.device(args.device), log_path=log,
         stop_file=Path(args.stop_file) if args.stop_file else None, max_steps=args.steps,
+        deadline=args.until, half=args.half,
     )
     if init.lower() != "none":
         carry_history(Path(init).with_suffix(".json"), out.with_suffix(".json"))

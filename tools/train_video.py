@@ -58,6 +58,9 @@ def main() -> int:
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--stop-file", default=None)
+    ap.add_argument("--until", type=float, default=None, metavar="EPOCH",
+                    help="also stop at this wall-clock time (seconds since the epoch): a run that must fit a slot")
+    ap.add_argument("--half", action="store_true", help="save fp16 weights (half the bytes to carry back)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--records", default=str(ROOT / "results/train_video.json"),
                     help="append this run's record here ('none' to skip)")
@@ -94,7 +97,8 @@ def main() -> int:
     state = train_video(cfg, model=model, image_model=image_model, state=state, out=out, name=args.name,
                         minutes=args.minutes, device=torch.device(args.device),
                         log_path=log_path,
-                        stop_file=Path(args.stop_file) if args.stop_file else None)
+                        stop_file=Path(args.stop_file) if args.stop_file else None,
+                        deadline=args.until, half=args.half)
     if args.init.lower() != "none":
         carry_history(init.with_suffix(".json"), out.with_suffix(".json"))
     record = {"stage": cfg.stage, "weights": str(out), "steps": state.steps, "run_steps": state.steps - steps_before,

@@ -19,15 +19,18 @@ from tqdm import tqdm
 
 from tngvideo.image.model import QUANTIZATION_MODES, TNGImageModel
 from tngvideo.image.weights import build_tables, save_weights
-from tngvideo.train.data import CropSampler, Prefetcher, list_images
+from tngvideo.train.data import list_images
+from tngvideo.train.device_data import PackedFrames, load_photos, to_float
 from tngvideo.train.distributed import any_rank, setup, teardown
+from tngvideo.train.throughput import Throughput, auto_batch, count_flops, fused_adam, guarded_step
 
 
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
     crop: int = 128
-    batch: int = 8
+    batch: int = 8  # 0: as many as fit in memory_fraction of a GPU's memory
+    memory_fraction: float = 0.4
     peak_lr: float = 8e-4
     min_lr_fraction: float = 0.05
     warmup_steps: int = 300
@@ -49,6 +52,8 @@ class TrainConfig:
     eval_images: list[str] = field(default_factory=list)
     eval_qualities: list[float] = field(default_factory=lambda: [1.0, 5.5, 10.0])
     save_every: int = 1000
+    save_every_minutes: float = 0.0  # also save this often by the clock (0: off), for runs in a time slot
+    log_every: int = 50  # the only steps that wait for the device
     # The model's lambda table; resuming from weights with another table re-maps their gains.
     lambdas: list[float] | None = None
 
@@ -134,15 +139,17 @@ def train(
     log_path: Path,
     stop_file: Path | None = None,
     max_steps: int | None = None,
+    deadline: float | None = None,
+    half: bool = False,
 ) -> TrainState:
-    """Train until `minutes` pass (or `max_steps` steps of this run, a stop file or SIGTERM).
-    Under torchrun, each process takes batch / world_size crops and gradients are averaged."""
+    """Train until `minutes` pass after the data are loaded (or the wall-clock `deadline`,
+    `max_steps` steps of this run, a stop file or SIGTERM). Under torchrun, each process takes
+    batch / world_size crops and gradients are averaged. Crops are cut on the device and the
+    step never waits for it except every `log_every` steps. `half` saves fp16 weights."""
     info, device = setup(device)
-    if cfg.batch % info.world:
-        raise ValueError(f"batch {cfg.batch} does not split over {info.world} processes")
-    local_batch = cfg.batch // info.world
     torch.manual_seed(cfg.seed + state.steps)  # identical initial weights and EMA on every rank
-    sampler = CropSampler(list_images(cfg.data), crop=cfg.crop, seed=cfg.seed + state.steps + 7919 * info.rank)
+    photos = PackedFrames(load_photos(list_images(cfg.data)), device=device, min_side=cfg.crop,
+                          seed=cfg.seed + state.steps + 7919 * info.rank)
     eval_imgs = [
         _pad64(torch.from_numpy(np.array(Image.open(p).convert("RGB"))).permute(2, 0, 1)[None].float() / 255.0)
         for p in cfg.eval_images
@@ -156,14 +163,26 @@ def train(
         p.requires_grad_(False)
     ema_params, model_params = list(ema.parameters()), list(model.parameters())
     net = DistributedDataParallel(model) if info.enabled else model  # DDP broadcasts rank 0's weights
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.peak_lr)
+    opt = fused_adam(model.parameters(), cfg.peak_lr)
+    qgen = torch.Generator(device=device).manual_seed(cfg.seed + state.steps + 104729 * info.rank)
 
     def step_loss(x: torch.Tensor, q: torch.Tensor):
         return rd_loss(net, x, q, cfg.amp, cfg.quantization)
 
+    def sample(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        x = to_float(photos.crops(n, 1, cfg.crop)[:, 0], cfg.channels_last)
+        q = 1.0 + torch.rand(n, generator=qgen, device=device) * (model.config.max_quality - 1.0)
+        return x, q
+
+    batch = cfg.batch or auto_batch(lambda n: step_loss(*sample(n))[0], device,
+                                    memory_fraction=cfg.memory_fraction) * info.world
+    if batch % info.world:
+        raise ValueError(f"batch {batch} does not split over {info.world} processes")
+    local_batch = batch // info.world
+    flops = count_flops(lambda: step_loss(*sample(local_batch))[0]) * info.world
+    opt.zero_grad(set_to_none=True)
     if cfg.compile:
         step_loss = torch.compile(step_loss)
-    qgen = torch.Generator().manual_seed(cfg.seed + state.steps + 104729 * info.rank)
 
     stopping = {"flag": False}
 
@@ -172,9 +191,16 @@ def train(
 
     old = signal.signal(signal.SIGTERM, _stop)
     start = time.time()
-    deadline = start + minutes * 60
-    run_step = 0
+    if deadline is not None:
+        minutes = min(minutes, (deadline - start) / 60)
+    end = start + minutes * 60
+    speed = Throughput(flops, batch, start)
+    run_step, last_save = 0, start
+    skipped = torch.zeros((), device=device)
     log = log_path.open("a") if info.main else open(os.devnull, "w")
+    if info.main:
+        log.write(json.dumps({"step": state.steps, "batch": batch, "flops_per_step": flops,
+                              "data_mb": round(photos.nbytes() / 1e6, 1), "device": str(device)}) + "\n")
     bar = tqdm(desc="train", unit="step", dynamic_ncols=True, mininterval=5, disable=not info.main)
     ema_state = TrainState(**asdict(state))
     wall_before = state.wall_seconds
@@ -189,13 +215,13 @@ def train(
             return
         sync_ema()
         ema_state.wall_seconds = wall_before + (time.time() - start)
-        save_weights(ema.cpu(), out, name=name, tables=build_tables(ema.cpu()))
+        ema_cpu = ema.cpu()
+        save_weights(ema_cpu, out, name=name, tables=None if half else build_tables(ema_cpu), half=half)
         ema.to(device)
-        out.with_suffix(".json").write_text(json.dumps(train_state_json(cfg, ema_state), indent=2) + "\n")
+        out.with_suffix(".json").write_text(json.dumps(train_state_json(cfg, ema_state, batch), indent=2) + "\n")
 
-    batches = Prefetcher(sampler, local_batch)
     try:
-        while not any_rank(time.time() >= deadline or stopping["flag"] or bool(stop_file and stop_file.exists())
+        while not any_rank(time.time() >= end or stopping["flag"] or bool(stop_file and stop_file.exists())
                            or (max_steps is not None and run_step >= max_steps), info, device):
             if cfg.schedule_by == "time":
                 progress = (time.time() - start) / (minutes * 60)
@@ -204,28 +230,25 @@ def train(
             lr = lr_at(cfg, progress, run_step)
             for g in opt.param_groups:
                 g["lr"] = lr
-            x = batches.next().to(device, non_blocking=True).float().div_(255.0)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            q = (1.0 + torch.rand(local_batch, generator=qgen) * (model.config.max_quality - 1.0)).to(device)
+            x, q = sample(local_batch)
             loss, mse, bpp = step_loss(x, q)
             opt.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            skipped += guarded_step(opt, model_params, cfg.grad_clip)
             if cfg.ema_decay:  # without averaging the copy is made only when it is read (sync_ema)
                 with torch.no_grad():
                     d = min(cfg.ema_decay, (1 + state.steps) / (10 + state.steps))
                     torch._foreach_lerp_(ema_params, model_params, 1 - d)
             state.steps += 1
-            state.crops_seen += cfg.batch
+            state.crops_seen += batch
             run_step += 1
             bar.update(1)
-            if state.steps % 50 == 0:
+            if state.steps % cfg.log_every == 0:
                 mse, bpp = mse.detach(), bpp.detach()
                 psnr = float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean())
                 rec = {"step": state.steps, "lr": lr, "loss": float(loss.detach()), "bpp": float(bpp.mean()),
-                       "psnr": psnr, "t": round(time.time() - start, 1)}
+                       "psnr": psnr, "skipped": int(skipped), "t": round(time.time() - start, 1),
+                       **speed.figures(run_step)}
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
                 bar.set_postfix(loss=f"{rec['loss']:.3f}", bpp=f"{rec['bpp']:.3f}", psnr=f"{psnr:.2f}")
@@ -235,21 +258,29 @@ def train(
                 ema.to(device)
                 log.write(json.dumps({"step": state.steps, "eval": ev}) + "\n")
                 log.flush()
-            if state.steps % cfg.save_every == 0:
+            due = cfg.save_every_minutes and time.time() - last_save >= cfg.save_every_minutes * 60
+            if state.steps % cfg.save_every == 0 or due:
                 ema_state.steps, ema_state.crops_seen = state.steps, state.crops_seen
                 save()
+                last_save = time.time()
     finally:
-        batches.close()
         bar.close()
         signal.signal(signal.SIGTERM, old)
         state.runs += 1
         ema_state.steps, ema_state.crops_seen, ema_state.runs = state.steps, state.crops_seen, state.runs
         save()
         state.wall_seconds = ema_state.wall_seconds
+        if info.main:
+            log.write(json.dumps({"step": state.steps, "run_steps": run_step, "skipped": int(skipped), "batch": batch,
+                                  "flops_per_step": flops, **speed.figures(run_step)}) + "\n")
         log.close()
         teardown(info)
     return state
 
 
-def train_state_json(cfg: TrainConfig, state: TrainState) -> dict:
-    return {"training_state": asdict(state), "config": asdict(cfg)}
+def train_state_json(cfg: TrainConfig, state: TrainState, batch: int | None = None) -> dict:
+    """The training state and the configuration (with the batch actually used, where it was sized to the device)."""
+    config = asdict(cfg)
+    if batch is not None:
+        config["batch"] = batch
+    return {"training_state": asdict(state), "config": config}

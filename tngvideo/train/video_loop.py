@@ -25,8 +25,9 @@ from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
 from tngvideo.train.data import list_images
+from tngvideo.train.device_data import ClipPairs, SyntheticMotion, load_photos
 from tngvideo.train.loop import TrainState, autotune_convolutions, lr_at
-from tngvideo.train.video_data import ClipPairs, SyntheticMotion
+from tngvideo.train.throughput import Throughput, auto_batch, count_flops, fused_adam, guarded_step
 from tngvideo.video.model import PFrameModel
 from tngvideo.video.weights import save_video_weights
 
@@ -39,7 +40,8 @@ class VideoTrainConfig:
     photos: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
     clips: list[str] = field(default_factory=lambda: ["../shared/data/video/train"])
     crop: int = 128
-    batch: int = 8
+    batch: int = 8  # 0: as many as fit in memory_fraction of a GPU's memory
+    memory_fraction: float = 0.4
     synthetic_fraction: float = 0.5  # joint stage: share of synthetic-motion batches
     # joint stage: weight of the prediction's own distortion (warped reference vs frame), which
     # teaches motion and compensation before the residual coder has adapted; it decays linearly
@@ -61,6 +63,8 @@ class VideoTrainConfig:
     amp: bool = True
     seed: int = 0
     save_every: int = 500
+    save_every_minutes: float = 0.0  # also save this often by the clock (0: off), for runs in a time slot
+    log_every: int = 25  # the only steps that wait for the device
 
     @classmethod
     def from_dict(cls, d: dict) -> "VideoTrainConfig":
@@ -88,7 +92,8 @@ def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[to
     q + intra_offset (as the codec's I-frames), each later frame predicted from the previous
     reconstruction with motion estimated against the previous source frame (as the encoder does),
     the k-th at q + p_offsets[(k - 1) % len(p_offsets)] (qualities held to the model's range).
-    Returns the mean RD loss over the P-frames and figures to log."""
+    Returns the mean RD loss over the P-frames and figures to log (0-d tensors: reading them
+    waits for the device)."""
     lo, hi = model.residual.config.min_quality, model.residual.config.max_quality
 
     def at(d: float) -> torch.Tensor:
@@ -115,16 +120,22 @@ def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[to
         ref_hat = res.x_hat.clamp(0, 1)
     mse, bpp = torch.stack(mses).detach(), torch.stack(bpps).detach()
     return torch.stack(losses).mean(), {
-        "bpp": float(bpp.mean()), "psnr": float((10 * torch.log10(1 / mse.clamp_min(1e-10))).mean()),
-        "motion_bpp": float(torch.stack(motion).detach().mean()), "frames": len(frames) - 1}
+        "bpp": bpp.mean(), "psnr": (10 * torch.log10(1 / mse.clamp_min(1e-10))).mean(),
+        "motion_bpp": torch.stack(motion).detach().mean()}
 
 
 def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGImageModel, state: TrainState,
                 out: Path, name: str, minutes: float, device: torch.device, log_path: Path,
-                stop_file: Path | None = None, max_steps: int | None = None) -> TrainState:
+                stop_file: Path | None = None, max_steps: int | None = None, deadline: float | None = None,
+                half: bool = False) -> TrainState:
+    """Train until `minutes` pass after the data are loaded (or the wall-clock `deadline`,
+    `max_steps` steps of this run, a stop file or SIGTERM). Batches are cut on the device and
+    the step never waits for it except every `log_every` steps. `half` saves fp16 weights."""
     torch.manual_seed(cfg.seed + state.steps)
-    synthetic = SyntheticMotion(list_images(cfg.photos), crop=cfg.crop, seed=cfg.seed + state.steps)
-    clips = ClipPairs(cfg.clips, crop=cfg.crop, seed=cfg.seed + state.steps) if cfg.stage != "flow" else None
+    synthetic = SyntheticMotion(load_photos(list_images(cfg.photos)), crop=cfg.crop, device=device,
+                                seed=cfg.seed + state.steps)
+    clips = (ClipPairs(cfg.clips, crop=cfg.crop, device=device, seed=cfg.seed + state.steps + 1)
+             if cfg.stage != "flow" else None)
     model.to(device).train()
     image_model.to(device).eval()
     autotune_convolutions(device)
@@ -139,23 +150,54 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     filtered = {id(p) for p in model.filter.parameters()} if model.config.loop_filter else set()
     groups = [{"params": [p for p in params if id(p) not in filtered], "scale": 1.0},
               {"params": [p for p in params if id(p) in filtered], "scale": cfg.filter_lr_scale}]
-    opt = torch.optim.Adam([g for g in groups if g["params"]], lr=cfg.peak_lr)
+    opt = fused_adam([g for g in groups if g["params"]], cfg.peak_lr)
+    gen = torch.Generator().manual_seed(cfg.seed + state.steps)  # host: which kind of batch
+    qgen = torch.Generator(device=device).manual_seed(cfg.seed + state.steps + 2)
+    top_q = model.residual.config.max_quality
+
+    def step_loss(n: int, use_synthetic: bool, prediction_weight: float = 0.0):
+        if use_synthetic:
+            cur, ref, flow = synthetic.batch(n)
+            if cfg.stage == "flow":
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
+                    pred = model.flow(cur, ref)
+                return endpoint_error(pred.float(), flow), {}
+            frames = [ref, cur]
+        else:
+            frames = clips.clips(n, cfg.rollout + 1)
+        q = 1.0 + torch.rand(n, generator=qgen, device=device) * (top_q - 1)
+        return rollout_loss(model, image_model, frames, q, amp=cfg.amp, prediction_weight=prediction_weight,
+                            intra_offset=cfg.intra_offset, p_offsets=tuple(cfg.p_offsets))
+
+    longest = cfg.stage == "flow" or cfg.synthetic_fraction >= 1  # the batch kind a probe must fit
+    batch = cfg.batch or auto_batch(lambda n: step_loss(n, longest)[0], device, memory_fraction=cfg.memory_fraction)
+    flops = count_flops(lambda: step_loss(batch, longest)[0])
+    if cfg.stage != "flow" and 0 < cfg.synthetic_fraction < 1:  # the mean over the two kinds of batch
+        f = cfg.synthetic_fraction
+        flops = round(f * count_flops(lambda: step_loss(batch, True)[0]) + (1 - f) * flops)
+    opt.zero_grad(set_to_none=True)
     stopping = {"flag": False}
     old = signal.signal(signal.SIGTERM, lambda *_: stopping.update(flag=True))
     start, run_step = time.time(), 0
+    if deadline is not None:
+        minutes = min(minutes, (deadline - start) / 60)
+    speed, last_save = Throughput(flops, batch, start), start
+    skipped = torch.zeros((), device=device)
     wall_before = state.wall_seconds
     bar = tqdm(desc=f"train-video/{cfg.stage}", unit="step", dynamic_ncols=True, mininterval=5)
 
     def save():
         state.wall_seconds = wall_before + time.time() - start
-        save_video_weights(model.cpu(), out, name=name)
+        save_video_weights(model.cpu(), out, name=name, half=half)
         model.to(device)
-        out.with_suffix(".json").write_text(json.dumps({"training_state": asdict(state), "config": asdict(cfg)}, indent=2) + "\n")
+        config = {**asdict(cfg), "batch": batch}
+        out.with_suffix(".json").write_text(json.dumps({"training_state": asdict(state), "config": config}, indent=2) + "\n")
 
-    gen = torch.Generator().manual_seed(cfg.seed + state.steps)
-    skipped = 0
     try:
         with log_path.open("a") as log:
+            log.write(json.dumps({"step": state.steps, "batch": batch, "flops_per_step": flops, "device": str(device),
+                                  "data_mb": round(synthetic.photos.nbytes() / 1e6 +
+                                                   (clips.packed.nbytes() / 1e6 if clips else 0), 1)}) + "\n")
             while (time.time() < start + minutes * 60 and not stopping["flag"] and not (stop_file and stop_file.exists())
                    and (max_steps is None or run_step < max_steps)):
                 progress = ((time.time() - start) / (minutes * 60) if cfg.schedule_by == "time"
@@ -164,42 +206,27 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
                 for g in opt.param_groups:
                     g["lr"] = lr * g["scale"]
                 use_synthetic = cfg.stage == "flow" or torch.rand(1, generator=gen).item() < cfg.synthetic_fraction
-                rec = {"step": state.steps + 1, "lr": lr}
-                if use_synthetic:
-                    cur, ref, flow = synthetic.batch(cfg.batch)
-                    frames = [ref.to(device), cur.to(device)]
-                else:
-                    frames = [f.to(device) for f in clips.clips(cfg.batch, cfg.rollout + 1)]
-                if cfg.stage == "flow":
-                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp):
-                        pred = model.flow(frames[1], frames[0])
-                    loss = endpoint_error(pred.float(), flow.to(device))
-                    rec["epe"] = float(loss)
-                else:
-                    q = 1.0 + torch.rand(cfg.batch, generator=gen).to(device) * (model.residual.config.max_quality - 1)
-                    loss, figures = rollout_loss(model, image_model, frames, q, amp=cfg.amp,
-                                                 prediction_weight=cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress),
-                                                 intra_offset=cfg.intra_offset, p_offsets=tuple(cfg.p_offsets))
-                    rec.update(loss=float(loss.detach()), **figures)
+                loss, figures = step_loss(batch, use_synthetic, cfg.prediction_weight * max(0.0, 1.0 - 2.0 * progress))
                 opt.zero_grad(set_to_none=True)
-                if not torch.isfinite(loss):  # a NaN step would poison the weights (and NaN flow crashes
-                    skipped += 1              # grid_sample's CPU backward): skip it, count it
-                    rec["skipped"] = skipped
-                    log.write(json.dumps(rec) + "\n")
-                    continue
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-                opt.step()
+                skipped += guarded_step(opt, params, cfg.grad_clip)  # a NaN step would poison the weights
                 state.steps += 1
-                state.crops_seen += cfg.batch
+                state.crops_seen += batch
                 run_step += 1
                 bar.update(1)
-                if state.steps % 25 == 0:
+                if state.steps % cfg.log_every == 0:
+                    rec = {"step": state.steps, "lr": lr, ("epe" if cfg.stage == "flow" else "loss"): float(loss.detach()),
+                           **{k: float(v) for k, v in figures.items()}, "skipped": int(skipped),
+                           **speed.figures(run_step)}
                     log.write(json.dumps(rec) + "\n")
                     log.flush()
                     bar.set_postfix({k: f"{v:.4g}" for k, v in rec.items() if k not in ("step", "lr")})
-                if state.steps % cfg.save_every == 0:
+                due = cfg.save_every_minutes and time.time() - last_save >= cfg.save_every_minutes * 60
+                if state.steps % cfg.save_every == 0 or due:
                     save()
+                    last_save = time.time()
+            log.write(json.dumps({"step": state.steps, "run_steps": run_step, "skipped": int(skipped), "batch": batch,
+                                  "flops_per_step": flops, **speed.figures(run_step)}) + "\n")
     finally:
         bar.close()
         signal.signal(signal.SIGTERM, old)

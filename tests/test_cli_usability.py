@@ -76,3 +76,126 @@ def test_summaries_go_to_stderr_and_quiet_silences_them(clip, tmp_path, capsys):
     assert out == "" and "PSNR-RGB" in err
     assert main(["analyze", str(src), "-o", str(tmp_path / "an2"), "--frames", "3", "-q"]) == 0
     assert capsys.readouterr() == ("", "")
+
+
+def _audio_starts(path) -> list:
+    import av
+
+    with av.open(str(path)) as c:
+        if not c.streams.audio:
+            return []
+        return sorted(p.pts * p.time_base for p in c.demux(c.streams.audio[0]) if p.pts is not None)
+
+
+def _video_pts(path) -> list[int]:
+    from tngvideo.media import read_video
+
+    return [f.pts for f in read_video(path)]
+
+
+@pytest.fixture(scope="module")
+def long_clip(tmp_path_factory):
+    """12 frames at 25 fps (0.48 s) with about 0.5 s of AAC in 0.128 s packets."""
+    src = tmp_path_factory.mktemp("long") / "clip.mp4"
+    make_clip(src, frames=12, size=(24, 32), audio=True)
+    return src
+
+
+def test_encode_start_skips_frames_and_audio_follows_the_frames(long_clip, tmp_path):
+    """`encode --start 4 --frames 4` codes source frames 4-7 at their own timestamps, and the
+    audio copied along is the packets that start within those frames' time span; `--frames`
+    alone cuts the audio at the last frame's end too (it ran to the source's end)."""
+    from fractions import Fraction
+
+    from tngvideo.bitstream.container import TngvReader
+
+    src_pts = _video_pts(long_clip)
+    out = tmp_path / "mid.tngv"
+    assert main(["encode", str(long_clip), "-o", str(out), "-q", "--start", "4", "--frames", "4"]) == 0
+    with TngvReader(out) as r:
+        pts = [p.pts for p in r.packets()]
+        tb = r.header.tb
+        assert r.header.frame_count == 4 and pts == src_pts[4:8]
+    t0, t1 = pts[0] * tb, (pts[-1] + (pts[1] - pts[0])) * tb
+    audio = _audio_starts(out)
+    assert audio and all(t0 <= t < t1 for t in audio), (audio, t0, t1)
+    assert len(_audio_starts(long_clip)) > len(audio)
+
+    head = tmp_path / "head.tngv"
+    assert main(["encode", str(long_clip), "-o", str(head), "-q", "--frames", "3"]) == 0
+    end = Fraction(3, 25)
+    assert max(_audio_starts(head)) < end < max(_audio_starts(long_clip))
+    assert min(_audio_starts(head)) == min(_audio_starts(long_clip))  # the priming packet before frame 0 stays
+
+
+def test_encode_start_past_the_end_is_a_usage_error(long_clip, tmp_path, capsys):
+    out = tmp_path / "none.tngv"
+    assert main(["encode", str(long_clip), "-o", str(out), "--start", "12"]) == 2
+    assert "--start 12" in capsys.readouterr().err and not out.exists()
+
+
+def test_an_leaves_the_audio_out_of_encode_and_decode(clip, tmp_path):
+    """-an: no audio stream in the .tngv (encode) or in the decoded video (decode)."""
+    src, tngv = clip
+    assert _audio_starts(tngv)  # the fixture's .tngv carries the source's audio
+    out = tmp_path / "silent.tngv"
+    assert main(["encode", str(src), "-o", str(out), "-q", "-an"]) == 0
+    assert _audio_starts(out) == [] and len(_video_pts(src)) == 6
+    dec = tmp_path / "silent.mkv"
+    assert main(["decode", str(tngv), "-o", str(dec), "-q", "-an"]) == 0
+    assert _audio_starts(dec) == [] and len(_video_pts(dec)) == 6
+    with_audio = tmp_path / "loud.mkv"
+    assert main(["decode", str(tngv), "-o", str(with_audio), "-q"]) == 0
+    assert _audio_starts(with_audio)
+
+
+def _y4m(path, frames):
+    import av
+
+    with av.open(str(path), "w", format="yuv4mpegpipe") as o:
+        s = o.add_stream("rawvideo", rate=25)
+        s.width, s.height, s.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
+        for rgb in frames:
+            for p in s.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")):
+                o.mux(p)
+        for p in s.encode(None):
+            o.mux(p)
+
+
+def test_progress_bars_have_a_total_for_inputs_that_keep_no_frame_count(tmp_path, monkeypatch):
+    """.mkv, .y4m and a folder of numbered images keep no frame count in their headers: the
+    frames are counted without decoding, so encode's bar (and analyze's: frames x encodes) has
+    a total."""
+    from PIL import Image
+
+    import tngvideo.analysis.video_report as report
+    import tngvideo.cli as cli
+    import tngvideo.videofile as videofile
+    from conftest import natural_image
+
+    frames = make_clip(tmp_path / "a.mkv", frames=7, size=(16, 24))
+    _y4m(tmp_path / "a.y4m", [natural_image(16, 24, seed=i) for i in range(5)])
+    (tmp_path / "imgs").mkdir()
+    for i in range(4):
+        Image.fromarray(natural_image(16, 24, seed=i)).save(tmp_path / "imgs" / f"im{i:03d}.png")
+    totals = []
+    real = cli._progress
+
+    def progress(args, total, desc):
+        totals.append((desc, total))
+        return real(args, total, desc)
+
+    def fake_encode(src, dst, **kw):  # the bar is the property: no need to run the codec
+        return videofile.EncodeSummary(frames=1, bytes=1, duration_seconds=1, kbps=1, mean_psnr=1, encode_fps=1,
+                                       quality=4.0)
+
+    monkeypatch.setattr(cli, "_progress", progress)
+    monkeypatch.setattr(videofile, "encode_file", fake_encode)
+    monkeypatch.setattr(report, "analyze", lambda *a, **k: report.Analysis("x", 1, 1))
+    monkeypatch.setattr(report, "write_outputs", lambda *a, **k: None)
+    for name in ("a.mkv", "a.y4m", "imgs"):
+        assert main(["encode", str(tmp_path / name), "-o", str(tmp_path / f"{name}.tngv"), "-q"]) == 0
+    assert main(["encode", str(tmp_path / "a.mkv"), "-o", str(tmp_path / "s.tngv"), "-q", "--start", "2"]) == 0
+    assert main(["analyze", str(tmp_path / "a.mkv"), "-o", str(tmp_path / "an"), "-q", "--quality", "2", "4"]) == 0
+    assert totals == [("encode", len(frames)), ("encode", 5), ("encode", 4), ("encode", len(frames) - 2),
+                      ("analyze", 2 * len(frames))]

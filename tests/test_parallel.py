@@ -75,3 +75,21 @@ def test_an_interrupt_stops_the_pool_without_running_the_queued_tasks(tmp_path):
         Engine(workers=1, use_ray=False).map(subprocess.run, calls, on_done)
     time.sleep(2)
     assert len(list(tmp_path.iterdir())) <= 4  # the first, and what the pool had already handed its worker (of 8)
+
+
+def test_a_chunk_of_an_encode_from_a_start_frame_is_the_sequential_encode_of_those_frames(tmp_path):
+    """`encode --start N --workers K`: each worker skips the same N source frames first, so a
+    chunk codes exactly what the sequential encoder codes for those frames."""
+    from tngvideo.media import probe_video, read_video
+    from tngvideo.parallel import encode_chunk
+    from tngvideo.video.registry import load_video_codecs
+    from tngvideo.videofile import encode_sequence
+
+    make_clip(tmp_path / "in.mkv", frames=9, size=(24, 32))
+    info = probe_video(tmp_path / "in.mkv")
+    whole = encode_sequence(read_video(tmp_path / "in.mkv", start=3), load_video_codecs(None), width=info.width,
+                            height=info.height, time_base=info.time_base, frame_rate=info.frame_rate,
+                            quality=3.0, gop=2)
+    chunk = encode_chunk(str(tmp_path / "in.mkv"), 2, 4, quality=3.0, gop=2, model=None, skip=3,
+                         threads=__import__("torch").get_num_threads())
+    assert chunk["packets"] == whole.packets[2:4]

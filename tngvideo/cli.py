@@ -251,8 +251,10 @@ def cmd_encode(args) -> int:
     out = _output(args.output or src.with_suffix(".tngv"), args.overwrite, src=src)
     if args.gop < 1:
         raise CliError("--gop must be at least 1", EXIT_USAGE)
-    info = probe_video(src)
-    total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
+    if args.start < 0 or (args.frames is not None and args.frames < 1):
+        raise CliError("--start must be >= 0 and --frames >= 1", EXIT_USAGE)
+    probe_video(src)
+    total = _frame_total(src, args.start, args.frames)
     if args.workers < 1 or (args.chunks is not None and args.chunks < 1):
         raise CliError("--workers and --chunks must be at least 1", EXIT_USAGE)
     if args.bitrate is not None and (args.workers > 1 or args.ray_address or (args.chunks or 1) > 1):
@@ -263,14 +265,26 @@ def cmd_encode(args) -> int:
 
     with _progress(args, None if args.bitrate else total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
-                        max_frames=args.frames, progress=bar.update, workers=args.workers, chunks=args.chunks,
-                        ray_address=args.ray_address, options=_encoder_options(args), overwrite=args.overwrite,
-                        bitrate_kbps=args.bitrate)
+                        max_frames=args.frames, start=args.start, progress=bar.update, workers=args.workers,
+                        chunks=args.chunks, ray_address=args.ray_address, options=_encoder_options(args),
+                        overwrite=args.overwrite, bitrate_kbps=args.bitrate, drop_audio=args.no_audio)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames at quality {s.quality:g}, {s.bytes} bytes, {s.kbps:.1f} kbps, "
                f"mean PSNR-RGB {s.mean_psnr:.2f} dB, {s.encode_fps:.2f} fps")
     return EXIT_OK
+
+
+def _frame_total(src: Path, start: int, frames: int | None) -> int:
+    """How many frames a command reading `src` from `start` (at most `frames`) will see: counted
+    without decoding (`media.count_frames`), for the progress bar's total; --start past the end
+    is a usage error."""
+    from tngvideo.media import count_frames
+
+    available = count_frames(src, limit=start + frames if frames else None)
+    if start and start >= available:
+        raise CliError(f"--start {start}: {_shown(src)} has {available} frames", EXIT_USAGE)
+    return available - start
 
 
 def cmd_batch(args) -> int:
@@ -329,7 +343,7 @@ def cmd_decode(args) -> int:
                                   on_error=args.on_error, progress=bar.update, overwrite=args.overwrite)
         else:
             res = decode_file(src, out, start=args.start, frames=args.frames, on_error=args.on_error,
-                              progress=bar.update, overwrite=args.overwrite)
+                              progress=bar.update, overwrite=args.overwrite, drop_audio=args.no_audio)
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {res.frames} frames")
@@ -382,8 +396,9 @@ def cmd_segment(args) -> int:
         raise CliError("--segment-seconds must be positive and --gop at least 1", EXIT_USAGE)
     info = probe_video(src)
     ladder = parse_ladder(args.ladder) if args.ladder else default_ladder(info.width, info.height, float(info.frame_rate))
-    total = min(info.frames_hint, args.frames) if args.frames and info.frames_hint else (args.frames or info.frames_hint or None)
-    with _progress(args, total, "segment") as bar:
+    if args.frames is not None and args.frames < 1:
+        raise CliError("--frames must be at least 1", EXIT_USAGE)
+    with _progress(args, _frame_total(src, 0, args.frames), "segment") as bar:
         res = segment_video(src, out_dir, ladder, segment_seconds=args.segment_seconds, gop=args.gop,
                             tolerance=args.tolerance, model=args.model, max_frames=args.frames, progress=bar.update,
                             options=_encoder_options(args))
@@ -414,7 +429,9 @@ def cmd_analyze(args) -> int:
     if out_dir.exists() and any(out_dir.iterdir()) and not args.overwrite:
         raise CliError(f"{out_dir}: not empty (use -y to overwrite)", EXIT_CANNOT_WRITE)
     qualities = [] if is_tngv else args.quality
-    with _progress(args, None, "analyze") as bar:
+    if args.frames is not None and args.frames < 1:
+        raise CliError("--frames must be at least 1", EXIT_USAGE)
+    with _progress(args, _analyze_total(src, reference, is_tngv, qualities, compare, args.frames), "analyze") as bar:
         a = analyze(reference, qualities=qualities, gop=args.gop, compare=compare, max_frames=args.frames,
                     model=args.model, tngv=src if is_tngv else None, progress=bar.update,
                     options=_encoder_options(args))
@@ -428,6 +445,21 @@ def cmd_analyze(args) -> int:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"wrote {out_dir}/report.html, frames.csv, analysis.json and charts")
     return EXIT_OK
+
+
+def _analyze_total(src: Path, reference: Path, is_tngv: bool, qualities: list[float], compare: list[str],
+                   frames: int | None) -> int:
+    """The steps analyze reports: each frame decoded from each encode (or from the given .tngv)
+    and each frame of each peer codec's settings."""
+    from tngvideo.analysis.peers import PEERS
+
+    n = _frame_total(reference, 0, frames)
+    if is_tngv:
+        from tngvideo.bitstream.container import TngvReader
+
+        with TngvReader(src) as r:
+            return min(n, r.header.frame_count)
+    return n * (len(qualities) + sum(len(PEERS[p][3]) for p in compare))
 
 
 def cmd_info(args) -> int:
@@ -579,7 +611,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="aim the video stream at RATE (e.g. 500k, 1.5M) instead of a fixed quality: the quality is "
                          "searched by whole encodes (2-4 usually), starting from --quality")
     ve.add_argument("--gop", type=int, default=DEFAULT_GOP, help="intra period in frames")
-    ve.add_argument("--frames", type=int, default=None, help="encode only the first N frames")
+    ve.add_argument("--start", type=int, default=0, metavar="N", help="skip the first N frames of the input")
+    ve.add_argument("--frames", type=int, default=None, help="encode at most N frames (from --start)")
+    ve.add_argument("-an", dest="no_audio", action="store_true", help="leave the audio out (subtitles are still copied)")
     ve.add_argument("--model", default=None, help="video model (default: the newest shipped)")
     ve.add_argument("--search", type=int, default=0, metavar="STEPS",
                     help="encoder-side search of I-frame latents and P-frame motion: fewer bytes, a much slower encode")
@@ -614,6 +648,7 @@ def build_parser() -> argparse.ArgumentParser:
                                            "(default: INPUT.mkv)")
     vd.add_argument("--start", type=int, default=0, help="first frame to output")
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
+    vd.add_argument("-an", dest="no_audio", action="store_true", help="leave the audio out")
     vd.add_argument("--rendition", type=int, default=0, help="which rendition of a master playlist (0 = first)")
     vd.add_argument("--on-error", choices=("stop", "conceal"), default="stop",
                     help="stop at a damaged frame (default), or conceal it by repeating the last good frame "

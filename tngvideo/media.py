@@ -213,8 +213,34 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
         )
 
 
-def read_video(path: str | os.PathLike, *, max_frames: int | None = None) -> Iterator[VideoFrame]:
-    """Decode every frame to RGB8 with its pts (frames without timing get 1/frame_rate steps)."""
+def count_frames(path: str | os.PathLike, *, limit: int | None = None) -> int:
+    """The number of video frames (at most `limit`): the container's count where it keeps one
+    (MP4), else the video packets counted by demuxing alone, nothing decoded (Matroska, y4m,
+    numbered images: one packet per frame)."""
+    with _open_video(path) as c:
+        v = c.streams.video[0]
+        if v.frames:
+            return min(int(v.frames), limit) if limit is not None else int(v.frames)
+        n = 0
+        try:
+            for p in c.demux(v):
+                if p.size:
+                    n += 1
+                    if limit is not None and n >= limit:
+                        break
+        except av.FFmpegError as exc:
+            raise MediaError(f"damaged video ({exc.__class__.__name__})") from None
+        return n
+
+
+def read_video(path: str | os.PathLike, *, max_frames: int | None = None, start: int = 0) -> Iterator[VideoFrame]:
+    """Decode every frame to RGB8 with its pts (frames without timing get 1/frame_rate steps);
+    `start`: skip the first `start` frames (each keeps its own timestamp), then at most `max_frames`."""
+    if start:
+        from itertools import islice
+
+        yield from islice(read_video(path, max_frames=None if max_frames is None else start + max_frames), start, None)
+        return
     info = probe_video(path)
     step = max(1, round(1 / (info.frame_rate * info.time_base))) if info.frame_rate else 1
     with _open_video(path) as c:
@@ -260,12 +286,14 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
                 time_base: Fraction, frame_rate: Fraction, colour: dict | None = None, rotation: int = 0,
                 passthrough_source: str | os.PathLike | None = None,
                 trim_passthrough: bool = False, passthrough_tngv: bool = False,
+                passthrough_drop: tuple[str, ...] = (), trim_from_first_frame: bool = True,
                 overwrite: bool = True) -> tuple[int, list[str]]:
     """Write frames to .mkv (FFV1, lossless RGB) or .mp4 (H.264 for viewing), or to a folder
     of numbered PNGs when `path` is a directory or contains '%'. Colour description and display
     rotation are tagged; audio, subtitles and chapters of `passthrough_source` are copied (with
-    `trim_passthrough`, only packets that start within the time span of the written frames; with
-    `passthrough_tngv`, the source is opened as a `.tngv` file and nothing else).
+    `trim_passthrough`, only packets that start within the time span of the written frames, or
+    before its end when not `trim_from_first_frame`; not the stream types in `passthrough_drop`;
+    with `passthrough_tngv`, the source is opened as a `.tngv` file and nothing else).
     Nothing is left behind on an error or an interruption; without `overwrite` no existing file
     is replaced. Returns (frame count, warnings about what could not be carried)."""
     path = Path(path)
@@ -304,7 +332,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
                 setattr(s.codec_context, key, int(value))
             if rotation:
                 s.set_display_rotation(rotation)
-            pt = add_passthrough(str(passthrough_source), out, tngv=passthrough_tngv) if passthrough_source is not None else None
+            pt = (add_passthrough(str(passthrough_source), out, tngv=passthrough_tngv, drop=passthrough_drop)
+                  if passthrough_source is not None else None)
             span = None
             for f in frames:
                 rgb = np.pad(f.rgb, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge") if pad_w or pad_h else f.rgb
@@ -322,7 +351,8 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
             for p in s.encode(None):
                 out.mux(p)
             if pt is not None:
-                mux_passthrough(pt, out, span if trim_passthrough else None)
+                window = (span[0] if trim_from_first_frame else None, span[1]) if span else None
+                mux_passthrough(pt, out, window if trim_passthrough else None)
         except BaseException as exc:
             if pt is not None:
                 pt.source.close()

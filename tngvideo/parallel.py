@@ -46,8 +46,9 @@ def _set_threads(threads: int) -> None:
 
 
 def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, model: str | None,
-                 threads: int = 1, options: EncoderOptions = EncoderOptions()) -> dict:
-    """Encode frames [start, end) of `src` as a chunk of the whole sequence (runs in a worker)."""
+                 threads: int = 1, options: EncoderOptions = EncoderOptions(), skip: int = 0) -> dict:
+    """Encode frames [start, end) of the sequence as a chunk of it (runs in a worker); the
+    sequence is `src` without its first `skip` frames."""
     from itertools import islice
 
     from tngvideo.media import probe_video, read_video
@@ -57,7 +58,7 @@ def encode_chunk(src: str, start: int, end: int, *, quality: float, gop: int, mo
     _set_threads(threads)
     info = probe_video(src)
     codecs = load_video_codecs(model)
-    frames = islice(read_video(src, max_frames=end), start, end)
+    frames = islice(read_video(src, max_frames=skip + end), skip + start, skip + end)
     seq = encode_sequence(frames, codecs, width=info.width, height=info.height, time_base=info.time_base,
                           frame_rate=info.frame_rate, quality=quality, gop=gop, colour=info.colour,
                           rotation=info.rotation, first_index=start, options=options)
@@ -119,22 +120,24 @@ class Engine:
             pool.shutdown()
 
 
-def count_frames(src: str | Path, max_frames: int | None = None) -> int:
+def count_frames(src: str | Path, max_frames: int | None = None, start: int = 0) -> int:
     from tngvideo.media import read_video
 
-    return sum(1 for _ in read_video(src, max_frames=max_frames))
+    return sum(1 for _ in read_video(src, max_frames=max_frames, start=start))
 
 
 def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | None, max_frames: int | None,
                     workers: int, chunks: int | None = None, ray_address: str | None = None,
-                    progress: Callable[[int], None] | None = None, options: EncoderOptions = EncoderOptions()):
-    """Encode `src` in GOP-aligned chunks on `workers` workers; returns (EncodedSequence, notes, chunk count)."""
+                    progress: Callable[[int], None] | None = None, options: EncoderOptions = EncoderOptions(),
+                    start: int = 0):
+    """Encode `src` (from frame `start`) in GOP-aligned chunks on `workers` workers; returns
+    (EncodedSequence, notes, chunk count)."""
     from tngvideo.media import probe_video
     from tngvideo.video.registry import load_video_codecs
     from tngvideo.videofile import EncodedSequence, sequence_header
 
     info = probe_video(src)
-    n = count_frames(src, max_frames)
+    n = count_frames(src, max_frames, start)
     plan = plan_chunks(n, gop, chunks or workers)
     engine = Engine(workers, ray_address)
     # Workers compute with the thread count of this process: float kernels are deterministic for a
@@ -150,7 +153,7 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
             progress(len(res["packets"]))
 
     calls = [((str(src), a, b), {"quality": quality, "gop": gop, "model": model, "threads": threads,
-                                   "options": options}) for a, b in plan]
+                                   "options": options, "skip": start}) for a, b in plan]
     engine.map(encode_chunk, calls, done)
     parts = [results[i] for i in range(len(plan))]
     packets = [p for r in parts for p in r["packets"]]

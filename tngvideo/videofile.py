@@ -39,12 +39,19 @@ class EncodedSequence:
         return self.packets[-1][1] - self.packets[0][1] + self.packets[-1][2]
 
     def write(self, dst: str | Path, *, passthrough_source: str | Path | None = None,
-              overwrite: bool = True) -> list[str]:
+              overwrite: bool = True, passthrough_drop: tuple[str, ...] = (),
+              passthrough_range: tuple[Fraction | None, Fraction | None] | None = None) -> list[str]:
         """Write atomically as a `.tngv` file, with the audio, subtitles and chapters of
-        `passthrough_source` (without `overwrite`, only where no `dst` exists by then); returns
-        warnings about what could not be carried."""
+        `passthrough_source` (without `overwrite`, only where no `dst` exists by then; without the
+        stream types in `passthrough_drop`; with `passthrough_range`, only the packets that start
+        in that span of seconds); returns warnings about what could not be carried."""
         with atomic_output(dst, overwrite=overwrite) as tmp:
-            return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source)
+            return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source,
+                              passthrough_drop=passthrough_drop, passthrough_range=passthrough_range)
+
+    def span(self, time_base: Fraction) -> tuple[Fraction, Fraction]:
+        """[first frame's time, last frame's end) in seconds."""
+        return self.packets[0][1] * time_base, (self.packets[-1][1] + max(1, self.packets[-1][2])) * time_base
 
 
 def sequence_header(packets: list[tuple[bytes, int, int]], stats: list[FrameStats], codecs: VideoCodecs, *,
@@ -102,7 +109,8 @@ class EncodeSummary:
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
-                model: str | None = None, max_frames: int | None = None, copy_streams: bool = True,
+                model: str | None = None, max_frames: int | None = None, start: int = 0,
+                copy_streams: bool = True, drop_audio: bool = False,
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
                 workers: int = 1, chunks: int | None = None, ray_address: str | None = None,
                 options: EncoderOptions = EncoderOptions(), overwrite: bool = True,
@@ -112,7 +120,10 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra).
     `bitrate_kbps`: instead of `quality`, the quality whose video stream comes within
     `rate_tolerance` of that bitrate (searched by whole encodes, `tngvideo.ratecontrol`; audio
-    and container overhead not counted, as FFmpeg's -b:v); the summary says the quality chosen."""
+    and container overhead not counted, as FFmpeg's -b:v); the summary says the quality chosen.
+    `start`: skip the first `start` frames; with it or `max_frames`, the copied audio and subtitle
+    packets are those that start within the encoded frames' time span. `drop_audio`: copy no
+    audio (subtitles and chapters still are)."""
     info = probe_video(src)
     check_size(info.width, info.height)  # before anything is encoded
     check_memory(info.width, info.height, VIDEO_ENCODE)
@@ -125,14 +136,14 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     if workers > 1 or ray_address or (chunks or 1) > 1:
         from tngvideo.parallel import encode_parallel
 
-        seq, notes, n_chunks = encode_parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames,
+        seq, notes, n_chunks = encode_parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames, start=start,
                                                workers=max(1, workers), chunks=chunks, ray_address=ray_address,
                                                progress=progress, options=options)
     else:
         codecs = codecs or load_video_codecs(model)
 
         def encode(q: float) -> EncodedSequence:
-            return encode_sequence(read_video(src, max_frames=max_frames), codecs, width=info.width, height=info.height, time_base=info.time_base,
+            return encode_sequence(read_video(src, max_frames=max_frames, start=start), codecs, width=info.width, height=info.height, time_base=info.time_base,
                                    frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
                                    rotation=info.rotation, progress=progress, options=options)
         if bitrate_kbps is None:
@@ -155,8 +166,12 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                          f"{video_kbps:.1f} kbps of video" + ("" if abs(video_kbps / bitrate_kbps - 1) <= 0.10 else
                                                             " (the closest the model's quality range reaches)"))
     elapsed = time.perf_counter() - t0
+    span = seq.span(info.time_base)
+    cut_end = max_frames is not None and len(seq.packets) >= max_frames
+    trim = (span[0] if start else None, span[1] if cut_end else None) if start or cut_end else None
     warnings = notes + seq.write(dst, passthrough_source=src if copy_streams and not Path(src).is_dir() else None,
-                                 overwrite=overwrite)
+                                 overwrite=overwrite, passthrough_drop=("audio",) if drop_audio else (),
+                                 passthrough_range=trim)
     size = Path(dst).stat().st_size
     duration = float(seq.duration_ticks * info.time_base)
     n = len(seq.packets)
@@ -267,7 +282,10 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
 
 def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int | None = None,
                 on_error: str = "stop", progress: Callable[[int], None] | None = None,
-                overwrite: bool = True) -> DecodeResult:
+                overwrite: bool = True, drop_audio: bool = False) -> DecodeResult:
+    """Decode frames [start, start + frames) of a `.tngv` into `dst` (see `write_video`), with
+    the audio and subtitle packets that start within their time span (all of them before the
+    first frame too when `start` is 0); `drop_audio`: none of its audio."""
     report = DecodeReport()
     header, it = decode_frames(src, start=start, frames=frames, on_error=on_error, report=report)
 
@@ -281,7 +299,7 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
         dst, counted(), width=header.width, height=header.height, time_base=Fraction(*header.time_base),
         frame_rate=Fraction(*header.frame_rate), colour=header.colour, rotation=header.rotation,
         passthrough_source=src, trim_passthrough=not (start == 0 and frames is None), passthrough_tngv=True,
-        overwrite=overwrite)
+        passthrough_drop=("audio",) if drop_audio else (), trim_from_first_frame=start > 0, overwrite=overwrite)
     return DecodeResult(n, report, warnings)
 
 

@@ -153,9 +153,13 @@ class DemuxedPacket:
 
 
 def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, int]],
-               *, passthrough_source: str | Path | None = None, fragmented: bool = False) -> list[str]:
+               *, passthrough_source: str | Path | None = None, fragmented: bool = False,
+               passthrough_drop: tuple[str, ...] = (),
+               passthrough_range: tuple[Fraction | None, Fraction | None] | None = None) -> list[str]:
     """Mux (packet bytes, pts, duration) triples, plus the audio and subtitle streams and chapters
-    of `passthrough_source`. Returns warnings about what could not be carried."""
+    of `passthrough_source` (without the stream types in `passthrough_drop`; with
+    `passthrough_range`, only packets that start in that span of seconds). Returns warnings
+    about what could not be carried."""
     header.validate()
     opts = {"movflags": "use_metadata_tags"}
     if fragmented:  # for non-seekable outputs
@@ -166,7 +170,8 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
         stream = out.add_data_stream("bin_data")
         stream.time_base = tb
         stream.metadata["handler_name"] = HANDLER
-        pt = add_passthrough(str(passthrough_source), out) if passthrough_source is not None else None
+        pt = (add_passthrough(str(passthrough_source), out, drop=passthrough_drop)
+              if passthrough_source is not None else None)
         for data, pts, duration in packets:
             pk = av.Packet(data)
             pk.pts = pk.dts = pts
@@ -175,7 +180,7 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
             pk.stream = stream
             out.mux(pk)
         if pt is not None:
-            mux_passthrough(pt, out)
+            mux_passthrough(pt, out, passthrough_range)
     return pt.warnings if pt is not None else []
 
 

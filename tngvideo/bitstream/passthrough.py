@@ -33,8 +33,10 @@ def _describe(s) -> str:
     return f"{s.type} stream {s.index} ({name})"
 
 
-def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv: bool = False) -> Passthrough:
-    """Open `source_path` and add an output stream for each of its audio and subtitle streams.
+def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv: bool = False,
+                    drop: tuple[str, ...] = ()) -> Passthrough:
+    """Open `source_path` and add an output stream for each of its audio and subtitle streams
+    (except the types in `drop`, such as ("audio",) for -an, left out without a warning).
     `tngv`: the source is a `.tngv` file, opened as one (`TNGV_DEMUXER`, `TNGV_OPEN_OPTIONS`)."""
     src = av.open(str(source_path), format=TNGV_DEMUXER, options=dict(TNGV_OPEN_OPTIONS)) if tngv else av.open(str(source_path), options={"protocol_whitelist": "file"})
     pt = Passthrough(src)
@@ -42,6 +44,8 @@ def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv
         if s.type == "video":
             continue
         if s.metadata.get("handler_name") == TNGV_HANDLER:
+            continue
+        if s.type in drop:
             continue
         if s.type not in COPIED_TYPES:
             pt.warnings.append(f"{_describe(s)} not copied: {out.format.name} output carries only audio and subtitles")
@@ -60,15 +64,16 @@ def add_passthrough(source_path: str, out: av.container.OutputContainer, *, tngv
 
 
 def mux_passthrough(pt: Passthrough, out: av.container.OutputContainer,
-                    time_range: tuple[Fraction, Fraction] | None = None) -> None:
-    """Copy the mapped streams' packets (only those starting in [t0, t1) seconds, if given)."""
+                    time_range: tuple[Fraction | None, Fraction | None] | None = None) -> None:
+    """Copy the mapped streams' packets (only those starting in [t0, t1) seconds, if given; a
+    bound of None is open)."""
     if pt.mapping:
         for p in pt.source.demux([pt.source.streams[i] for i in pt.mapping]):
             if p.dts is None:
                 continue
             if time_range is not None and p.pts is not None:
                 t = p.pts * p.time_base
-                if not time_range[0] <= t < time_range[1]:
+                if (time_range[0] is not None and t < time_range[0]) or (time_range[1] is not None and t >= time_range[1]):
                     continue
             p.stream = pt.mapping[p.stream.index]
             out.mux(p)

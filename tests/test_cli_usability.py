@@ -199,3 +199,58 @@ def test_progress_bars_have_a_total_for_inputs_that_keep_no_frame_count(tmp_path
     assert main(["analyze", str(tmp_path / "a.mkv"), "-o", str(tmp_path / "an"), "-q", "--quality", "2", "4"]) == 0
     assert totals == [("encode", len(frames)), ("encode", 5), ("encode", 4), ("encode", len(frames) - 2),
                       ("analyze", 2 * len(frames))]
+
+
+class _Pipe:
+    """A stand-in for stdout: records each write with the number of frames decoded by then."""
+
+    def __init__(self, decoded: list[int]):
+        self.decoded, self.writes = decoded, []
+        self.buffer = self
+
+    def write(self, data):
+        self.writes.append((bytes(data), self.decoded[0]))
+        return len(data)
+
+    def flush(self):
+        pass
+
+
+def test_decode_to_stdout_streams_y4m_as_the_frames_decode(clip, tmp_path, monkeypatch):
+    """`decode x.tngv -o -` writes a y4m stream whose first frame leaves before the second
+    frame is decoded (so `| ffplay -` starts at once), and the stream holds every frame, the
+    pictures the .mkv decode holds."""
+    import io
+
+    import av
+    import numpy as np
+
+    from tngvideo.media import read_video
+    from tngvideo.video.codec import VideoDecoder
+
+    _, tngv = clip
+    decoded = [0]
+    real = VideoDecoder.decode
+
+    def counting(self, data):
+        out = real(self, data)
+        decoded[0] += 1
+        return out
+
+    monkeypatch.setattr(VideoDecoder, "decode", counting)
+    pipe = _Pipe(decoded)
+    monkeypatch.setattr(sys, "stdout", pipe)
+    assert main(["decode", str(tngv), "-o", "-", "-q"]) == 0
+    monkeypatch.undo()
+    data = b"".join(w for w, _ in pipe.writes)
+    assert data.startswith(b"YUV4MPEG2 W32 H24 F25:1 ")
+    first_frame = next(n for w, n in pipe.writes if w.startswith(b"FRAME"))
+    assert first_frame == 1, "the first frame waited for later frames to decode"
+    with av.open(io.BytesIO(data), format="yuv4mpegpipe") as c:
+        streamed = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    assert main(["decode", str(tngv), "-o", str(tmp_path / "ref.mkv"), "-q"]) == 0
+    ref = [f.rgb for f in read_video(tmp_path / "ref.mkv")]
+    assert len(streamed) == len(ref) == 6
+    for a, b in zip(streamed, ref):  # the same pictures, through 4:2:0
+        mse = np.mean((a.astype(np.float64) - b) ** 2)
+        assert 10 * np.log10(255 ** 2 / mse) > 30

@@ -323,7 +323,8 @@ def cmd_decode(args) -> int:
     src = _input(args.input)
     if args.start < 0 or (args.frames is not None and args.frames < 1) or args.rendition < 0:
         raise CliError("--start and --rendition must be >= 0 and --frames >= 1", EXIT_USAGE)
-    out = Path(args.output) if args.output else src.with_suffix(".mkv")
+    to_stdout = args.output == "-"  # a y4m stream, written as the frames decode
+    out = Path(args.output) if args.output and not to_stdout else src.with_suffix(".mkv")
     if src.suffix.lower() == ".m3u8":  # a master playlist (pick --rendition) or a media playlist
         _, total, _ = playlist_frames(src, rendition=args.rendition, start=args.start, frames=args.frames)
         if total == 0:
@@ -336,9 +337,12 @@ def cmd_decode(args) -> int:
         if args.start >= n:
             raise CliError(f"--start {args.start}: {_shown(src)} has {n} frames", EXIT_USAGE)
         total = min(n - args.start, args.frames or n)
-    _decode_output(out, args.overwrite, src, total)
+    if not to_stdout:
+        _decode_output(out, args.overwrite, src, total)
     with _progress(args, total, "decode") as bar:
-        if src.suffix.lower() == ".m3u8":
+        if to_stdout:
+            res = _decode_to_stdout(src, args, bar.update)
+        elif src.suffix.lower() == ".m3u8":
             res = decode_playlist(src, out, rendition=args.rendition, start=args.start, frames=args.frames,
                                   on_error=args.on_error, progress=bar.update, overwrite=args.overwrite)
         else:
@@ -346,7 +350,7 @@ def cmd_decode(args) -> int:
                               progress=bar.update, overwrite=args.overwrite, drop_audio=args.no_audio)
     for w in res.warnings:
         _log(args, f"tngvideo: warning: {w}")
-    _log(args, f"{out}: {res.frames} frames")
+    _log(args, f"{'stdout (y4m)' if to_stdout else out}: {res.frames} frames")
     if res.report.damaged:
         what = []
         if res.report.concealed:
@@ -356,6 +360,40 @@ def cmd_decode(args) -> int:
         print(f"tngvideo: error: {src}: {'; '.join(what)}", file=sys.stderr)
         return EXIT_BAD_DATA
     return EXIT_OK
+
+
+def _decode_to_stdout(src: Path, args, progress):
+    """`decode -o -`: a y4m stream on stdout, each frame written as soon as it is decoded (so
+    `| ffplay -` starts at once); video only, at the nominal frame rate."""
+    from fractions import Fraction
+
+    from tngvideo.bitstream.container import TngvReader
+    from tngvideo.media import write_y4m
+    from tngvideo.streaming.playback import playlist_frames
+    from tngvideo.videofile import DecodeReport, DecodeResult, decode_frames
+
+    report = DecodeReport()
+    warnings = []
+    if src.suffix.lower() == ".m3u8":
+        header, _, frames = playlist_frames(src, rendition=args.rendition, start=args.start, frames=args.frames,
+                                            on_error=args.on_error, report=report)
+    else:
+        with TngvReader(src) as r:
+            if r.audio_streams() and not args.no_audio:
+                warnings.append("a y4m stream carries only the picture: the audio is not written to stdout")
+        header, frames = decode_frames(src, start=args.start, frames=args.frames, on_error=args.on_error,
+                                       report=report)
+    if header.rotation:
+        warnings.append(f"a y4m stream has no display rotation: the picture is {header.rotation} degrees off")
+
+    def counted():
+        for f in frames:
+            progress(1)
+            yield f
+
+    n = write_y4m(sys.stdout.buffer, counted(), width=header.width, height=header.height,
+                  frame_rate=Fraction(*header.frame_rate))
+    return DecodeResult(n, report, warnings)
 
 
 def _decode_output(out: Path, overwrite: bool, src: Path, count: int) -> None:
@@ -644,8 +682,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.set_defaults(func=cmd_batch)
     vd = add(sub, "decode", help=".tngv -> .mkv (lossless FFV1), .mp4 (H.264) or numbered PNGs")
     vd.add_argument("input", help="a .tngv file, a segment, or an HLS playlist (.m3u8) written by `segment`")
-    vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, or a pattern like f_%%05d.png "
-                                           "(default: INPUT.mkv)")
+    vd.add_argument("-o", "--output", help="OUT.mkv, OUT.mp4, a directory, a pattern like f_%%05d.png, or - for a "
+                                           "y4m stream on stdout as the frames decode (default: INPUT.mkv)")
     vd.add_argument("--start", type=int, default=0, help="first frame to output")
     vd.add_argument("--frames", type=int, default=None, help="number of frames to output")
     vd.add_argument("-an", dest="no_audio", action="store_true", help="leave the audio out")
@@ -716,7 +754,8 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-STDOUT_SUFFIX = {"encode": ".tngv", "decode": ".mkv", "image encode": ".tng", "image decode": ".png"}
+STDOUT_SUFFIX = {"encode": ".tngv", "image encode": ".tng", "image decode": ".png"}
+STREAMED = {"decode"}  # commands that write `-o -` themselves, as they go
 
 
 def _run_with_pipes(args) -> int:
@@ -730,20 +769,21 @@ def _run_with_pipes(args) -> int:
     pipe_out = getattr(args, "output", None) == "-"
     if not (pipe_in or pipe_out):
         return args.func(args)
-    if pipe_out and command not in STDOUT_SUFFIX:
+    streamed = pipe_out and command in STREAMED
+    if pipe_out and command not in STDOUT_SUFFIX and not streamed:
         raise CliError(f"'{command}' cannot write to stdout", EXIT_USAGE)
-    if pipe_in and not pipe_out and not getattr(args, "output", None) and command in STDOUT_SUFFIX:
+    if pipe_in and not pipe_out and not getattr(args, "output", None) and (command in STDOUT_SUFFIX or command in STREAMED):
         raise CliError("reading from stdin needs -o OUTPUT", EXIT_USAGE)
     with tempfile.TemporaryDirectory(prefix="tngvideo-") as tmp:
         if pipe_in:
             args.input = str(Path(tmp) / "stdin")
             with open(args.input, "wb") as f:
                 shutil.copyfileobj(sys.stdin.buffer, f)
-        if pipe_out:
+        if pipe_out and not streamed:
             args.output = str(Path(tmp) / f"stdout{STDOUT_SUFFIX[command]}")
             args.overwrite = True
         code = args.func(args)
-        if pipe_out and code in (EXIT_OK, EXIT_BAD_DATA) and Path(args.output).is_file():
+        if pipe_out and not streamed and code in (EXIT_OK, EXIT_BAD_DATA) and Path(args.output).is_file():
             with open(args.output, "rb") as f:
                 shutil.copyfileobj(f, sys.stdout.buffer)
             sys.stdout.buffer.flush()

@@ -368,3 +368,35 @@ def write_video(path: str | os.PathLike, frames: Iterable[VideoFrame], *, width:
         except av.FFmpegError as exc:
             raise OSError(f"cannot encode {path.name} ({exc})") from None
     return n, notes + (pt.warnings if pt is not None else [])
+
+
+# -- y4m to a pipe ----------------------------------------------------------------------------
+
+Y4M_HD_LINES = 576  # taller pictures are converted with BT.709, others with BT.601: what players assume of
+# a y4m stream, which names no matrix (SDL's automatic mode in ffplay, mpv)
+
+
+def y4m_matrix(height: int) -> str:
+    return "ITU709" if height > Y4M_HD_LINES else "ITU601"
+
+
+def write_y4m(stream, frames: Iterable[VideoFrame], *, width: int, height: int, frame_rate: Fraction) -> int:
+    """Write frames as a YUV4MPEG2 stream (4:2:0, limited range, the matrix players assume for
+    the size: `y4m_matrix`) to a binary file object such as a pipe, each frame flushed as soon
+    as it is converted, so a player reading the pipe starts at once. The stream is constant
+    rate (`frame_rate`): y4m carries no timestamps. Returns the number of frames written."""
+    rate = Fraction(frame_rate) if frame_rate else Fraction(25)
+    stream.write(f"YUV4MPEG2 W{width} H{height} F{rate.numerator}:{rate.denominator} Ip A1:1 C420jpeg "
+                 "XCOLORRANGE=LIMITED\n".encode())
+    stream.flush()
+    matrix = y4m_matrix(height)
+    n = 0
+    for f in frames:
+        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(f.rgb), format="rgb24").reformat(
+            format="yuv420p", dst_colorspace=matrix, src_color_range="JPEG", dst_color_range="MPEG",
+            interpolation="BICUBIC")
+        planes = [np.frombuffer(p, np.uint8).reshape(p.height, p.line_size)[:, : p.width] for p in vf.planes]
+        stream.write(b"FRAME\n" + b"".join(np.ascontiguousarray(p).tobytes() for p in planes))
+        stream.flush()
+        n += 1
+    return n

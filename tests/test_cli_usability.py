@@ -254,3 +254,32 @@ def test_decode_to_stdout_streams_y4m_as_the_frames_decode(clip, tmp_path, monke
     for a, b in zip(streamed, ref):  # the same pictures, through 4:2:0
         mse = np.mean((a.astype(np.float64) - b) ** 2)
         assert 10 * np.log10(255 ** 2 / mse) > 30
+
+
+def test_a_remux_that_dropped_the_sequence_header_is_refused_with_the_reason(clip, tmp_path, capsys):
+    """A .tngv remuxed without its container metadata (the frame packets intact, the sequence
+    header gone) is refused in one line that says so and how to remux it, exit code 3."""
+    import av
+
+    from tngvideo.bitstream import BitstreamError
+    from tngvideo.bitstream.container import TngvReader
+
+    _, tngv = clip
+    stripped = tmp_path / "stripped.mp4"
+    with av.open(str(tngv)) as src, av.open(str(stripped), "w", format="mp4") as out:
+        s = out.add_data_stream("bin_data")
+        s.time_base = src.streams.data[0].time_base
+        for p in src.demux(src.streams.data[0]):
+            if p.size:
+                p.stream = s
+                out.mux(p)
+    with av.open(str(stripped)) as c:
+        assert "comment" not in c.metadata and c.streams.data  # what such a remux leaves
+    with pytest.raises(BitstreamError, match="sequence header is gone"):
+        TngvReader(stripped)
+    capsys.readouterr()
+    assert main(["info", str(stripped)]) == 3
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "-map_metadata 0" in err and "Traceback" not in err
+    assert main(["decode", str(stripped), "-o", str(tmp_path / "x.mkv"), "-q"]) == 3
+    assert not (tmp_path / "x.mkv").exists()

@@ -145,6 +145,11 @@ class HeaderFields:
         return dict(v)
 
 
+STRIPPED_HEADER = ("its frames are tngvideo packets but the sequence header is gone: the container metadata "
+                   "that carries it was dropped, as a remux such as 'ffmpeg -map_metadata -1' does; remux the "
+                   "original keeping the metadata ('-map 0 -c copy -map_metadata 0') or encode the video again")
+
+
 @dataclass(frozen=True)
 class DemuxedPacket:
     data: bytes
@@ -196,10 +201,27 @@ class TngvReader:
             raise BitstreamError(f"not a .tngv file, or a truncated or damaged one ({exc.__class__.__name__})") from None
         data = [s for s in self._c.streams.data]
         if not data or "comment" not in self._c.metadata:
+            stripped = bool(data) and self._carries_frame_packets(data[0])
             self._c.close()
+            if stripped:
+                raise BitstreamError(STRIPPED_HEADER)
             raise BitstreamError("not a .tngv file (no tngvideo data stream)")
         self.stream = data[0]
         self.header = SequenceHeader.from_json(self._c.metadata["comment"])
+
+    def _carries_frame_packets(self, stream) -> bool:
+        """Whether the first packet of `stream` is a tngvideo frame packet (a .tngv whose container
+        metadata, and so its sequence header, a remux has dropped)."""
+        from tngvideo.bitstream.packet import unpack_packet
+
+        try:
+            for p in self._c.demux(stream):
+                if p.size:
+                    unpack_packet(bytes(p))
+                    return True
+        except (av.FFmpegError, BitstreamError, ValueError):
+            pass
+        return False
 
     def close(self) -> None:
         self._c.close()

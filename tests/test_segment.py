@@ -12,8 +12,8 @@ from tngvideo.bitstream.packet import FrameType, unpack_packet
 from tngvideo.cli import main
 from tngvideo.media import probe_video, read_video
 from tngvideo.streaming.ladder import Rendition, default_ladder, parse_ladder
-from tngvideo.streaming.playback import playlist_frames
-from tngvideo.streaming.playlist import segment_files
+from tngvideo.streaming.playback import playlist_frames, segment_source
+from tngvideo.streaming.playlist import segment_entries, segment_files
 from tngvideo.streaming.segmenter import segment_video, split_segments
 from tngvideo.videofile import decode_frames
 
@@ -54,7 +54,7 @@ def test_segments_follow_source_timestamps_and_playlists_parse(ladder_dir):
         assert p.stream_info.average_bandwidth == pytest.approx(sum(bits) / total, abs=1)
 
 
-def test_every_segment_starts_with_an_i_frame_decodes_alone_and_matches_the_rendition(ladder_dir):
+def test_every_segment_starts_with_an_i_frame_decodes_with_its_init_alone_and_matches_the_rendition(ladder_dir):
     d, res = ladder_dir
     for i in range(len(LADDER)):
         _, total, it = playlist_frames(d / "out" / "master.m3u8", rendition=i)
@@ -62,12 +62,12 @@ def test_every_segment_starts_with_an_i_frame_decodes_alone_and_matches_the_rend
         assert total == len(PTS) == len(whole)
         assert [f.pts for f in whole] == [f.pts for f in read_video(d / "clip.mkv")]
         alone = []
-        for path, _ in segment_files(d / "out" / "master.m3u8", i):
-            with TngvReader(path) as r:
+        for path, _, init in segment_entries(d / "out" / "master.m3u8", i):
+            with TngvReader(segment_source(path, init)) as r:  # the init segment and this one, nothing else
                 first = next(r.packets())
                 assert r.header.iframes[0] == 0
             assert unpack_packet(first.data).frame_type == FrameType.I
-            _, frames = decode_frames(path)
+            _, frames = decode_frames(segment_source(path, init))
             alone += list(frames)
         assert len(alone) == len(whole)
         assert all(a.pts == b.pts and np.array_equal(a.rgb, b.rgb) for a, b in zip(alone, whole))
@@ -110,3 +110,60 @@ def test_split_segments_and_ladder_parsing():
     rungs = default_ladder(1920, 1080, 30.0)
     assert [(r.width, r.height) for r in rungs] == [(1920, 1080), (1920, 1080), (960, 540)]
     assert rungs[0].kbps > rungs[1].kbps
+
+
+def _boxes(data: bytes) -> list[bytes]:
+    import struct
+
+    out, i = [], 0
+    while i < len(data):
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        out.append(kind)
+        i += size
+    return out
+
+
+def test_segments_are_fragmented_mp4_named_by_ext_x_map(ladder_dir):
+    """What HLS allows beside MPEG-TS: each media playlist names one init segment (ftyp + moov)
+    with EXT-X-MAP, and every segment is moof + mdat (a fragment, not a whole MP4 file)."""
+    d, res = ladder_dir
+    for i, rend in enumerate(res.renditions):
+        media = m3u8.load(str(d / "out" / rend.uri))
+        assert media.version >= 6  # EXT-X-MAP in a playlist that is not I-frames only
+        assert [s.init_section.uri for s in media.segments] == ["init.mp4"] * len(media.segments)
+        assert _boxes((d / "out" / f"r{i}" / "init.mp4").read_bytes()) == [b"ftyp", b"moov"]
+        for s in media.segments:
+            assert s.uri.endswith(".m4s")
+            assert set(_boxes((d / "out" / f"r{i}" / s.uri).read_bytes())) == {b"moof", b"mdat"}
+
+
+def test_complete_tngv_segments_from_before_still_decode(ladder_dir, tmp_path):
+    """A playlist of whole .tngv segments (no EXT-X-MAP), as `segment` wrote them before, plays."""
+    from tngvideo.bitstream.container import write_tngv
+    from tngvideo.streaming.playlist import PlaylistSegment, write_media_playlist
+
+    d, _ = ladder_dir
+    entries = segment_entries(d / "out" / "master.m3u8", 0)
+    listed = []
+    for k, (path, duration, init) in enumerate(entries):
+        with TngvReader(segment_source(path, init)) as r:
+            write_tngv(str(tmp_path / f"s{k}.tngv"), r.header, [(p.data, p.pts, p.duration) for p in r.packets()])
+        listed.append(PlaylistSegment(f"s{k}.tngv", duration))
+    write_media_playlist(tmp_path / "old.m3u8", listed)
+    _, _, old = playlist_frames(tmp_path / "old.m3u8")
+    _, _, new = playlist_frames(d / "out" / "master.m3u8", rendition=0)
+    assert all(a.pts == b.pts and np.array_equal(a.rgb, b.rgb) for a, b in zip(old, new, strict=True))
+
+
+def test_an_init_segment_outside_the_playlist_folder_is_refused(ladder_dir, tmp_path, capsys):
+    import shutil
+
+    d, _ = ladder_dir
+    hls = tmp_path / "hls"
+    shutil.copytree(d / "out" / "r0", hls)
+    shutil.copy(hls / "init.mp4", tmp_path / "init.mp4")
+    text = (hls / "index.m3u8").read_text().replace('URI="init.mp4"', 'URI="../init.mp4"')
+    (hls / "index.m3u8").write_text(text)
+    assert main(["decode", str(hls / "index.m3u8"), "-o", str(tmp_path / "x.mkv"), "-q"]) == 3
+    err = capsys.readouterr().err
+    assert "outside the playlist's folder" in err and not (tmp_path / "x.mkv").exists()

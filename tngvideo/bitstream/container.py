@@ -7,7 +7,10 @@ source, its subtitle streams and chapters are copied into the same file packet f
 
 from __future__ import annotations
 
+import io
 import json
+import os
+import struct
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -47,9 +50,15 @@ class SequenceHeader:
     start_pts: int = 0
     format: str = FORMAT
     version: int = FORMAT_VERSION
+    # the init segment of fragmented-MP4 HLS segments: frame_count, iframes, iframe_pts and
+    # start_pts are 0/empty here and are read from each media segment's packets
+    segmented: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        d = asdict(self)
+        if not self.segmented:  # absent from whole files, as before the field existed
+            del d["segmented"]
+        return json.dumps(d, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> "SequenceHeader":
@@ -66,7 +75,8 @@ class SequenceHeader:
                 gop=f.integer("gop", 1, MAX_FRAMES), frame_count=f.integer("frame_count", 0, MAX_FRAMES),
                 iframes=f.integers("iframes", 0, MAX_FRAMES), iframe_pts=f.integers("iframe_pts", -MAX_TICKS, MAX_TICKS),
                 models=f.names("models"), colour=f.colour("colour"), rotation=f.integer("rotation", 0, 359, default=0),
-                start_pts=f.integer("start_pts", -MAX_TICKS, MAX_TICKS, default=0))
+                start_pts=f.integer("start_pts", -MAX_TICKS, MAX_TICKS, default=0),
+                segmented=f.flag("segmented"))
         h.validate()
         return h
 
@@ -79,6 +89,8 @@ class SequenceHeader:
             raise BitstreamError("corrupt sequence header (time base, frame rate or GOP)")
         if any(not 0 <= i < max(self.frame_count, 1) for i in self.iframes) or len(self.iframe_pts) != len(self.iframes):
             raise BitstreamError("corrupt sequence header (I-frame index)")
+        if self.segmented and (self.frame_count or self.iframes):
+            raise BitstreamError("corrupt sequence header (an init segment names frames)")
 
     @property
     def tb(self) -> Fraction:
@@ -111,6 +123,12 @@ class HeaderFields:
     @staticmethod
     def _bad(key: str) -> BitstreamError:
         return BitstreamError(f"corrupt sequence header ({key}: wrong type or out of range)")
+
+    def flag(self, key: str) -> bool:
+        v = self.d.get(key, False)
+        if type(v) is not bool:
+            raise self._bad(key)
+        return v
 
     def integer(self, key: str, lo: int, hi: int, default: int | None = None) -> int:
         v = self._get(key, default)
@@ -189,6 +207,91 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
     return pt.warnings if pt is not None else []
 
 
+FMP4_OPTIONS = {
+    # one fragment per media segment, its tfdt at the segment's real decode time (frag_discont with
+    # an edit list), no trailer: the moov is the same for every segment of a rendition
+    "movflags": "empty_moov+default_base_moof+use_metadata_tags+skip_trailer+frag_discont",
+    "frag_duration": str(2**31 - 1), "use_editlist": "1",
+}
+
+
+def _boxes(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """Top-level ISO BMFF boxes: (type, offset, size)."""
+    i = 0
+    while i + 8 <= len(data):
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        if size < 8:
+            raise BitstreamError("malformed MP4 box")
+        yield kind, i, size
+        i += size
+
+
+def write_fmp4_segment(header: SequenceHeader, packets: list[tuple[bytes, int, int]]) -> tuple[bytes, bytes]:
+    """A fragmented-MP4 HLS segment: (init segment: ftyp + moov, media segment: moof + mdat).
+    `header` is the rendition's (`segmented`, no frames): every segment of a rendition gets the
+    same init segment, which the playlist names once with EXT-X-MAP."""
+    if not header.segmented:
+        raise ValueError("an fMP4 segment needs a segmented (rendition) header")
+    buf = io.BytesIO()
+    tb = header.tb
+    with av.open(buf, "w", format="mp4", options=dict(FMP4_OPTIONS)) as out:
+        out.metadata["comment"] = header.to_json()
+        stream = out.add_data_stream("bin_data")
+        stream.time_base = tb
+        stream.metadata["handler_name"] = HANDLER
+        for data, pts, duration in packets:
+            pk = av.Packet(data)
+            pk.pts = pk.dts = pts
+            pk.duration = max(1, duration)
+            pk.time_base = tb
+            pk.stream = stream
+            out.mux(pk)
+    data = buf.getvalue()
+    boxes = list(_boxes(data))
+    first = next(o for k, o, _ in boxes if k == b"moof")
+    media = b"".join(data[o:o + n] for k, o, n in boxes if k in (b"moof", b"mdat"))
+    return data[:first], media
+
+
+class JoinedFiles(io.RawIOBase):
+    """Files read one after the other as one (an init segment, then a media segment)."""
+
+    def __init__(self, *paths: str | Path):
+        self._files = [open(p, "rb") for p in paths]
+        self._sizes = [os.fstat(f.fileno()).st_size for f in self._files]
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        base = {0: 0, 1: self._pos, 2: sum(self._sizes)}[whence]
+        self._pos = max(0, base + offset)
+        return self._pos
+
+    def readinto(self, b) -> int:
+        start = 0
+        for f, size in zip(self._files, self._sizes):
+            if self._pos < start + size:
+                f.seek(self._pos - start)
+                n = f.readinto(memoryview(b)[: min(len(b), start + size - self._pos)])
+                self._pos += n
+                return n
+            start += size
+        return 0
+
+    def close(self) -> None:
+        for f in self._files:
+            f.close()
+        super().close()
+
+
 class TngvReader:
     """Reads the sequence header and the frame packets of a .tngv file (a path or a binary file
     object), opened with the MP4 demuxer and the `file` protocol only."""
@@ -207,7 +310,48 @@ class TngvReader:
                 raise BitstreamError(STRIPPED_HEADER)
             raise BitstreamError("not a .tngv file (no tngvideo data stream)")
         self.stream = data[0]
-        self.header = SequenceHeader.from_json(self._c.metadata["comment"])
+        try:
+            self.header = SequenceHeader.from_json(self._c.metadata["comment"])
+        except BitstreamError:
+            self._c.close()
+            raise
+        if self.header.segmented:  # an init segment with a media segment: the frames are in the packets
+            try:
+                self.header = self._segment_header(source)
+            except BaseException:
+                self._c.close()
+                raise
+
+    def _segment_header(self, source) -> SequenceHeader:
+        """The rendition's header completed from the media segment's packets (frame count, I-frame
+        index and timestamps, first timestamp); the container is opened again at its start."""
+        from dataclasses import replace
+
+        from tngvideo.bitstream.packet import unpack_packet
+
+        n, iframes, iframe_pts, start = 0, [], [], None
+        for pk in self.packets():
+            try:
+                intra = unpack_packet(pk.data).frame_type == 0
+            except BitstreamError:
+                intra = False  # a damaged packet: the decoder reports it in its place
+            if intra:
+                iframes.append(n)
+                iframe_pts.append(pk.pts)
+            start = pk.pts if start is None else start
+            n += 1
+            if n > MAX_FRAMES:
+                break
+        self._c.close()
+        if not isinstance(source, (str, Path)):
+            source.seek(0)
+        self._c = av.open(str(source) if isinstance(source, (str, Path)) else source, format=TNGV_DEMUXER,
+                          options=dict(TNGV_OPEN_OPTIONS))
+        self.stream = self._c.streams.data[0]
+        h = replace(self.header, frame_count=n, iframes=iframes, iframe_pts=iframe_pts, start_pts=start or 0,
+                    segmented=False)
+        h.validate()
+        return h
 
     def _carries_frame_packets(self, stream) -> bool:
         """Whether the first packet of `stream` is a tngvideo frame packet (a .tngv whose container

@@ -6,10 +6,10 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterator
 
-from tngvideo.bitstream.container import SequenceHeader, TngvReader
+from tngvideo.bitstream.container import JoinedFiles, SequenceHeader, TngvReader
 from tngvideo.errors import DecodeError
 from tngvideo.media import VideoFrame, write_video
-from tngvideo.streaming.playlist import segment_files
+from tngvideo.streaming.playlist import segment_entries
 from tngvideo.videofile import DecodeReport, DecodeResult, decode_frames
 
 
@@ -19,12 +19,14 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0, fra
     """(first segment's header, total frame count, frames [start, start + frames)) of a rendition.
     `on_error` and `report` work as in `decode_frames`, with indices counted over the rendition."""
     report = report if report is not None else DecodeReport()
-    segs = [p for p, _ in segment_files(path, rendition)]
+    entries = [(p, init) for p, _, init in segment_entries(path, rendition)]
+    segs = [p for p, _ in entries]
     headers = []
-    for p in segs:
-        if not p.is_file():
-            raise DecodeError(f"segment {p} is missing")
-        with TngvReader(p) as r:
+    for p, init in entries:
+        for f in (init, p):
+            if f is not None and not f.is_file():
+                raise DecodeError(f"segment {f} is missing")
+        with TngvReader(segment_source(p, init)) as r:
             headers.append(r.header)
     first = headers[0]
     for p, h in zip(segs, headers):
@@ -35,11 +37,12 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0, fra
 
     def gen() -> Iterator[VideoFrame]:
         offset = 0
-        for p, h in zip(segs, headers):
+        for (p, init), h in zip(entries, headers):
             lo, hi = max(start - offset, 0), min(end - offset, h.frame_count)
             if lo < hi:
                 local = DecodeReport()
-                _, it = decode_frames(p, start=lo, frames=hi - lo, on_error=on_error, report=local)
+                _, it = decode_frames(segment_source(p, init), start=lo, frames=hi - lo, on_error=on_error,
+                                      report=local)
                 try:
                     yield from it
                 except DecodeError as exc:
@@ -51,6 +54,11 @@ def playlist_frames(path: str | Path, *, rendition: int = 0, start: int = 0, fra
                 break
 
     return first, max(0, end - start), gen()
+
+
+def segment_source(segment: Path, init: Path | None):
+    """What TngvReader opens for a segment: the file itself, or its init segment followed by it."""
+    return segment if init is None else JoinedFiles(init, segment)
 
 
 def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, start: int = 0,

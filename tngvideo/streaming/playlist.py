@@ -39,10 +39,14 @@ def _write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
-def write_media_playlist(path: Path, segments: list[PlaylistSegment]) -> None:
+def write_media_playlist(path: Path, segments: list[PlaylistSegment], init_uri: str | None = None) -> None:
+    """A VOD media playlist; `init_uri`: the fragmented-MP4 init segment every segment needs
+    (EXT-X-MAP)."""
     target = max(1, math.ceil(max(s.duration for s in segments) - 1e-9))
     lines = ["#EXTM3U", f"#EXT-X-VERSION:{HLS_VERSION}", f"#EXT-X-TARGETDURATION:{target}",
              "#EXT-X-MEDIA-SEQUENCE:0", "#EXT-X-PLAYLIST-TYPE:VOD", "#EXT-X-INDEPENDENT-SEGMENTS"]
+    if init_uri is not None:
+        lines.append(f'#EXT-X-MAP:URI="{init_uri}"')
     for s in segments:
         lines += [f"#EXTINF:{s.duration:.6f},", s.uri]
     lines.append("#EXT-X-ENDLIST")
@@ -92,6 +96,14 @@ def _load(path: Path) -> m3u8.M3U8:
 def segment_files(path: str | Path, rendition: int = 0) -> list[tuple[Path, float]]:
     """The segment files (with playlist durations) of a media playlist, or of one rendition of a
     master playlist. Segment URIs must be relative paths under the playlist's folder."""
+    return [(p, d) for p, d, _ in segment_entries(path, rendition)]
+
+
+def segment_entries(path: str | Path, rendition: int = 0) -> list[tuple[Path, float, Path | None]]:
+    """(segment file, playlist duration, its init segment or None) for each segment of a media
+    playlist or of one rendition of a master playlist: fragmented-MP4 segments name their init
+    segment with EXT-X-MAP; complete `.tngv` segments (written before) have none. Every URI must
+    be a relative path under the playlist's folder."""
     path = Path(path)
     pl = _load(path)
     if pl.is_variant:
@@ -103,7 +115,17 @@ def segment_files(path: str | Path, rendition: int = 0) -> list[tuple[Path, floa
             raise PlaylistError(f"{path}: a master playlist where a media playlist was expected")
     if not pl.segments:
         raise PlaylistError(f"{path}: no segments")
-    return [(_child(path, s.uri), float(s.duration)) for s in pl.segments]
+    inits: dict[str, Path] = {}
+
+    def init_of(seg) -> Path | None:
+        section = getattr(seg, "init_section", None)
+        if section is None or not section.uri:
+            return None
+        if section.uri not in inits:
+            inits[section.uri] = _child(path, section.uri)
+        return inits[section.uri]
+
+    return [(_child(path, s.uri), float(s.duration), init_of(s)) for s in pl.segments]
 
 
 def _child(playlist: Path, uri: str) -> Path:

@@ -1,7 +1,9 @@
-"""Cut a video into GOP-aligned `.tngv` segments at every rung of a bitrate ladder.
+"""Cut a video into GOP-aligned HLS segments at every rung of a bitrate ladder.
 
-Each segment is a complete `.tngv` file whose first frame is an I-frame, so it decodes on its
-own. Segment boundaries follow the source timestamps: segment k starts at the first frame whose
+Segments are fragmented MP4, as HLS allows: each rendition has one init segment (`init.mp4`:
+ftyp + moov with the rendition's sequence header, named by EXT-X-MAP) and media segments
+(`segNNNNN.m4s`: moof + mdat) whose first frame is an I-frame, so each decodes with the init
+segment alone (the two concatenated are a `.tngv` file). Only tngvideo decodes them. Segment boundaries follow the source timestamps: segment k starts at the first frame whose
 time (from the first frame) reaches k * segment_seconds. Rate control needs no retraining: the
 continuous quality knob is searched per segment (secant steps on log-bytes, bracketed) until the
 segment's real file bytes are within the tolerance of the rendition's target bitrate.
@@ -13,7 +15,7 @@ import json
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -21,6 +23,7 @@ from typing import Callable, Iterable, Iterator
 import cv2
 import numpy as np
 
+from tngvideo.bitstream.container import SequenceHeader, write_fmp4_segment
 from tngvideo.fileio import atomic_output
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.ratecontrol import RateState, search_quality
@@ -31,6 +34,7 @@ from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import EncodedSequence, encode_sequence
 
 DEFAULT_SEGMENT_SECONDS = 2.0
+INIT_URI = "init.mp4"  # each rendition's fragmented-MP4 init segment (EXT-X-MAP)
 DEFAULT_TOLERANCE = 0.05  # aim; the promise to users is 10%
 
 
@@ -111,24 +115,34 @@ def _resize(frames: list[VideoFrame], width: int, height: int) -> list[VideoFram
             for f in frames]
 
 
+def rendition_header(seq: EncodedSequence) -> SequenceHeader:
+    """The header a rendition's init segment carries: the sequence's, without what differs
+    from segment to segment (frames, I-frame index, first timestamp), which each media segment's
+    packets give."""
+    return replace(seq.header, frame_count=0, iframes=[], iframe_pts=[], start_pts=0, segmented=True)
+
+
 def _encode_at_rate(dst: Path, *, quality_range: tuple[float, float], target_bytes: float, state: RateState,
-                    tolerance: float, encode: Callable[[float], EncodedSequence]) -> tuple[int, float, int, EncodedSequence]:
-    """Search the quality so that the file `encode(quality)` writes is within `tolerance` of
-    target_bytes. Returns (bytes, quality, tries, sequence) of the closest try, left at `dst`."""
-    def write(q: float) -> tuple[int, Path, EncodedSequence]:
+                    tolerance: float, encode: Callable[[float], EncodedSequence]
+                    ) -> tuple[int, float, int, EncodedSequence, bytes]:
+    """Search the quality so that the media segment (fragmented MP4: moof + mdat) of
+    `encode(quality)` is within `tolerance` of target_bytes. Returns (bytes, quality, tries,
+    sequence, init segment) of the closest try, its media segment left at `dst`."""
+    def write(q: float) -> tuple[int, Path, EncodedSequence, bytes]:
         seq = encode(q)
+        init, media = write_fmp4_segment(rendition_header(seq), seq.packets)
         tmp = dst.with_name(f".{dst.stem}.q{q}.part{dst.suffix}")
         written.append(tmp)
-        seq.write(tmp)
-        return tmp.stat().st_size, tmp, seq
+        tmp.write_bytes(media)
+        return len(media), tmp, seq, init
 
     written: list[Path] = []
     try:
         found = search_quality(write, lambda t: t[0], target=target_bytes, quality_range=quality_range,
                                tolerance=tolerance, state=state)
-        size, path, seq = found.result
+        size, path, seq, init = found.result
         os.replace(path, dst)
-        return size, found.quality, len(found.tries), seq
+        return size, found.quality, len(found.tries), seq, init
     finally:
         for path in written:
             path.unlink(missing_ok=True)
@@ -170,11 +184,16 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
                                        frame_rate=info.frame_rate, quality=q, gop=gop, colour=info.colour,
                                        rotation=info.rotation, options=options)
 
-            uri = f"seg{k:05d}.tngv"
-            size, q, tries, seq = _encode_at_rate(out_dir / f"r{rend.index}" / uri,
+            uri = f"seg{k:05d}.m4s"
+            size, q, tries, seq, init = _encode_at_rate(out_dir / f"r{rend.index}" / uri,
                                                   quality_range=codecs.pframes.quality_range,
                                                   target_bytes=rend.target_kbps * 1000 / 8 * seconds,
                                                   state=state, tolerance=tolerance, encode=encode)
+            if k == 0:
+                with atomic_output(out_dir / f"r{rend.index}" / INIT_URI) as tmp:
+                    tmp.write_bytes(init)
+            elif init != (out_dir / f"r{rend.index}" / INIT_URI).read_bytes():
+                raise RuntimeError(f"rendition {rend.index} segment {k}: its init segment differs from the first")
             kbps = size * 8 / 1000 / seconds
             rend.segments.append(SegmentResult(k, uri, len(frames), frames[0].pts, seconds, size, kbps, q, tries,
                                                float(np.mean(seq.psnr))))
@@ -186,11 +205,14 @@ def segment_video(src: str | Path, out_dir: str | Path, ladder: list[Rendition],
     if not renditions[0].segments:
         raise ValueError("the input has no video frames")
     for rend in renditions:
-        write_media_playlist(out_dir / rend.uri, [PlaylistSegment(s.uri, s.duration) for s in rend.segments])
+        write_media_playlist(out_dir / rend.uri, [PlaylistSegment(s.uri, s.duration) for s in rend.segments],
+                             init_uri=INIT_URI)
     with atomic_output(out_dir / "ladder.json") as tmp:
         tmp.write_text(json.dumps({
             "source": str(src), "segment_seconds": segment_seconds, "gop": gop, "models": codecs.model_ids(),
-            "renditions": [{**{k: v for k, v in asdict(r).items() if k != "segments"}, "average_kbps": r.average_kbps,
+            "renditions": [{**{k: v for k, v in asdict(r).items() if k != "segments"}, "init": INIT_URI,
+                            "init_bytes": (out_dir / f"r{r.index}" / INIT_URI).stat().st_size,
+                            "average_kbps": r.average_kbps,
                             "peak_kbps": r.peak_kbps, "segments": [asdict(s) for s in r.segments]}
                            for r in renditions],
         }, indent=2) + "\n")

@@ -112,6 +112,50 @@ def test_pack_photos_keeps_pixels_fits_the_budget_and_skips_disjointly(tmp_path)
     assert not (tmp_path / "a.partial").exists()
 
 
+def test_packed_photos_and_clips_keep_their_quality_and_fit_the_budget(tmp_path):
+    """Lossy packing for a size-limited copy: JPEG 4:4:4 photos and H.264 4:4:4 clips, read back
+    the way training reads them (PIL; OpenCV without PyAV), stay close to the sources, the
+    reported PSNR is the one measured here, and a tight budget cuts the frames per clip."""
+    import json
+
+    from conftest import make_clip
+    from tngvideo.train.video_data import _read_with_opencv
+
+    tools = Path(__file__).resolve().parents[1] / "tools"
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    source = natural_image(64, 80, seed=1)
+    Image.fromarray(source).save(photos / "p.png")
+    done = subprocess.run([sys.executable, str(tools / "pack_photos.py"), str(photos), "-o", str(tmp_path / "pp"),
+                           "--max-mb", "1", "--quality", "95"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    packed = np.asarray(Image.open(tmp_path / "pp" / "photos_p.jpg"), dtype=np.float64)
+    psnr = 10 * np.log10(255**2 / np.mean((packed - source) ** 2))
+    report = json.loads((tmp_path / "pp" / "packing.json").read_text())
+    assert psnr > 33 and report["psnr_mean"] == pytest.approx(psnr, abs=0.01)
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    frames = np.stack(make_clip(clips / "c.mkv", frames=12, size=(48, 64)))  # FFV1: the exact source
+
+    def pack(out, mb):
+        return subprocess.run([sys.executable, str(tools / "pack_clips.py"), str(clips), "-o", str(out),
+                               "--max-mb", str(mb)], capture_output=True, text=True)
+
+    done = pack(tmp_path / "pc", 1)
+    assert done.returncode == 0, done.stderr
+    back = np.stack(_read_with_opencv(tmp_path / "pc" / "c.mp4", 100)).astype(np.float64)
+    assert back.shape == frames.shape
+    psnr = 10 * np.log10(255**2 / np.mean((back - frames) ** 2))
+    report = json.loads((tmp_path / "pc" / "packing.json").read_text())
+    assert psnr > 33 and report["psnr_mean"] == pytest.approx(psnr, abs=0.01) and report["frames"] == 12
+    full = (tmp_path / "pc" / "c.mp4").stat().st_size
+    done = pack(tmp_path / "small", 0.6 * full / 1e6)
+    assert done.returncode == 0, done.stderr
+    cut = json.loads((tmp_path / "small" / "packing.json").read_text())
+    assert 2 <= cut["frames"] < 12 and (tmp_path / "small" / "c.mp4").stat().st_size <= 0.6 * full
+
+
 def test_learning_rate_schedule_warms_up_and_decays():
     cfg = TrainConfig(peak_lr=1e-3, warmup_steps=10, min_lr_fraction=0.1)
     assert lr_at(cfg, 0.0, 0) == pytest.approx(1e-4)

@@ -20,6 +20,7 @@
 # Resume a second call from the first one's weights: join them, copy them with their JSON into
 # .gpu/resume/ and set IMAGE_INIT=.gpu/resume/image.safetensors VIDEO_INIT=.gpu/resume/video.safetensors.
 # DEVICE=cpu (with IMAGE_BATCH, VIDEO_BATCH, CROP) tries the plumbing here; `rehearse` does that.
+# Record a run's throughput: python tools/gpu_runs.py DIR --kind gpu --command "..." (results/gpu_runs.json).
 # Evaluate and ship the weights here: tools/bench_image.py, tools/bench_video.py, tools/ship_weights.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -155,6 +156,8 @@ for m, load in (("image", load_weights), ("video", load_video_weights)):
     report[m] = {"first_call_steps": a["steps"], "second_call_steps": b["steps"], **last}
 print("rehearsal passed:", json.dumps(report))
 EOF
+  $PY tools/gpu_runs.py "$out2" --kind cpu-rehearsal --command "bash tools/gpu_session.sh rehearse" > /dev/null
+  echo "recorded in results/gpu_runs.json"
 }
 
 case ${1:-} in

@@ -85,6 +85,23 @@ def endpoint_error(pred: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
     return torch.linalg.vector_norm(pred - flow, dim=1).mean()
 
 
+def matching_quality(target: TNGImageModel, source: TNGImageModel, q: torch.Tensor) -> torch.Tensor:
+    """The qualities of `target` whose lambdas are those of `source` at `q` (both interpolate
+    their lambda tables in log-lambda; `target.quality_for_lambda(source.lambda_at(q))`), on
+    q's device, so a training step need not wait for it."""
+    def log_table(m: TNGImageModel) -> torch.Tensor:
+        return torch.tensor(m.config.lambdas, dtype=torch.float64, device=q.device).log()
+
+    src, dst = log_table(source), log_table(target)
+    v = q.double().clamp(source.config.min_quality, source.config.max_quality) - 1
+    lo = v.floor().long().clamp(0, len(src) - 2)
+    t = v - lo
+    log_l = src[lo] * (1 - t) + src[lo + 1] * t
+    k = (torch.searchsorted(dst, log_l) - 1).clamp(0, len(dst) - 2)
+    out = 1 + k + (log_l - dst[k]) / (dst[k + 1] - dst[k])
+    return out.clamp(target.config.min_quality, target.config.max_quality).float()
+
+
 def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[torch.Tensor], q: torch.Tensor, *,
                  amp: bool, prediction_weight: float = 0.0, intra_offset: float = 0.0,
                  p_offsets: tuple[float, ...] = (0.0,)) -> tuple[torch.Tensor, dict[str, float]]:
@@ -99,8 +116,7 @@ def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[to
     def at(d: float) -> torch.Tensor:
         return (q + d).clamp(lo, hi)
 
-    q_intra = torch.tensor([image_model.quality_for_lambda(model.residual.lambda_at(v)) for v in at(intra_offset).tolist()],
-                           device=q.device)
+    q_intra = matching_quality(image_model, model.residual, at(intra_offset))
     with torch.no_grad():
         ref_hat = image_model(frames[0], q_intra, amp=amp).x_hat.clamp(0, 1)
     pixels = frames[0].shape[2] * frames[0].shape[3]

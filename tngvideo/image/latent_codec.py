@@ -98,11 +98,15 @@ class LatentCodec:
         return (b, self.coder.config.channels, -(-h // 4), -(-w // 4))
 
     @torch.no_grad()
-    def encode(self, y: torch.Tensor, z: torch.Tensor | None = None) -> tuple[LatentStreams, torch.Tensor]:
+    def encode(self, y: torch.Tensor, z: torch.Tensor | None = None, *, mean_offset: torch.Tensor | None = None
+               ) -> tuple[LatentStreams, torch.Tensor]:
         """y: gained latent (1, M, h, w) with h, w multiples of 4; z: its hyper-latent (default:
-        h_a(y); an encoder search may pass its own). Returns streams and y_hat."""
+        h_a(y); an encoder search may pass its own); `mean_offset`: a conditional coder's term
+        added to the hyperprior means (gained). Returns streams and y_hat."""
         z_sym = torch.round(self.coder.h_a(y) if z is None else z).cpu()
         log_scale_fp, mean = self._side(z_sym, y.device)
+        if mean_offset is not None:
+            mean = mean + mean_offset
         indices = self._indices(log_scale_fp)
         y_sym = torch.round(y - mean)
         if self._context_net is not None:
@@ -143,13 +147,16 @@ class LatentCodec:
                               f"picture of this size (at least {least_hyper + least_latent} needed)")
 
     @torch.no_grad()
-    def decode(self, streams: LatentStreams, latent_shape: tuple[int, int, int, int], device: torch.device) -> torch.Tensor:
-        """Inverse of `encode`: the same y_hat the encoder had."""
+    def decode(self, streams: LatentStreams, latent_shape: tuple[int, int, int, int], device: torch.device, *,
+               mean_offset: torch.Tensor | None = None) -> torch.Tensor:
+        """Inverse of `encode` (given the same `mean_offset`): the same y_hat the encoder had."""
         self.check_stream_lengths(streams, latent_shape)
         try:
             z_np = decode_symbols(streams.hyper, self._hyper_indices(self.hyper_shape(latent_shape)), self.tables.hyper)
             z_sym = torch.from_numpy(z_np.astype(np.float32))
             log_scale_fp, mean = self._side(z_sym, device)
+            if mean_offset is not None:
+                mean = mean + mean_offset
             indices = self._indices(log_scale_fp)
             reader = SymbolDecoder(streams.latent)
             if self._context_net is None:

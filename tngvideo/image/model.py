@@ -66,6 +66,18 @@ class ModelConfig:
 
 
 @dataclass
+class LatentCondition:
+    """What a conditional coder adds from information both sides have (a P-frame's prediction),
+    all at the latent's resolution and in the ungained domain: to the analysis output, to the
+    entropy model's means, and to the synthesis input. Scales never depend on it: they stay
+    exact (integer) so a file decodes on any machine."""
+
+    analysis: torch.Tensor
+    mean: torch.Tensor
+    synthesis: torch.Tensor
+
+
+@dataclass
 class ForwardResult:
     """What a training forward pass returns (per image in the batch)."""
 
@@ -162,9 +174,10 @@ class HyperpriorCoder(nn.Module):
         return self.config.max_quality
 
     # -- entropy parameters ----------------------------------------------------------------
-    def latent_params(self, y: torch.Tensor, z_hat: torch.Tensor, rnd, *, amp: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, log-scale) of every element of the gained latent y given the hyper-latent z_hat.
+    def latent_params(self, y: torch.Tensor, z_hat: torch.Tensor, rnd, *, amp: bool = False,
+                      mean_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, log-scale) of every element of the gained latent y given the hyper-latent z_hat
+        (and, for a conditional coder, `mean_offset` added to the hyperprior's means).
 
         Without context both come from the hyperprior. With context the non-anchors' come from
         `ctx_s` / `ctx_m` over the anchors as the decoder will have them: `rnd` (rounding, or a
@@ -174,6 +187,8 @@ class HyperpriorCoder(nn.Module):
             log_scale = self.h_s(z_hat)
             mean = self.h_m(z_hat)
         log_scale, mean = log_scale.float(), mean.float()
+        if mean_offset is not None:
+            mean = mean + mean_offset.float()
         if self.config.context:
             anchor = checkerboard_anchors(y.shape[-2:], y.device)
             sym = rnd(y - mean) * anchor
@@ -191,8 +206,8 @@ class HyperpriorCoder(nn.Module):
         return self.ctx_m(torch.cat([(anchor_sym + mean) * anchor, mean], dim=1))
 
     # -- training ------------------------------------------------------------------------
-    def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed",
+                    mean_offset: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass over a gained latent: (y_hat, bits of y, bits of z), per batch item.
 
         quantization "mixed": noise for the rate terms, straight-through rounding for what the
@@ -210,7 +225,7 @@ class HyperpriorCoder(nn.Module):
         z = z.float()
         z_tilde = add_uniform_noise(z) if noisy else None
         z_hat = z_tilde if noisy else ste_round(z)
-        mean, log_scale = self.latent_params(y, z_hat, ste_round, amp=amp)
+        mean, log_scale = self.latent_params(y, z_hat, ste_round, amp=amp, mean_offset=mean_offset)
         with torch.autocast(dev, enabled=False):
             bits_z = bits_from_likelihood(self.hyper_density.likelihood(z_tilde if noisy else perturb(z)))
             y_tilde = perturb(y - mean) + mean
@@ -283,17 +298,30 @@ class HyperpriorAutoencoder(HyperpriorCoder):
             SynthesisStage(n, n, shortcut=sc), SynthesisStage(n, out_channels, gdn=False, shortcut=sc)
         )
 
-    def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
-             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Training pass: (reconstruction, bits of y, bits of z) per batch item."""
+    def code(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False, quantization: str = "mixed",
+             condition: LatentCondition | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Training pass: (reconstruction, bits of y, bits of z) per batch item; `condition` as
+        `LatentCondition` says (the codec applies it the same way: `analysis` / `synthesis_input`)."""
         dev = x.device.type
         gain, inv_gain = self.gains(quality)
+        y = self.analysis(x, condition, amp=amp)
+        mean_offset = condition.mean.float() * gain if condition is not None else None
+        y_hat, bits_y, bits_z = self.code_latent(y * gain, amp=amp, quantization=quantization,
+                                                 mean_offset=mean_offset)
         with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-            y = self.g_a(x)
-        y_hat, bits_y, bits_z = self.code_latent(y.float() * gain, amp=amp, quantization=quantization)
-        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-            x_hat = self.g_s(y_hat * inv_gain)
+            x_hat = self.g_s(self.synthesis_input(y_hat * inv_gain, condition))
         return x_hat.float(), bits_y, bits_z
+
+    def analysis(self, x: torch.Tensor, condition: LatentCondition | None = None, *, amp: bool = False) -> torch.Tensor:
+        """The ungained latent of x: g_a(x), plus the condition's analysis term."""
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            y = self.g_a(x)
+        return y.float() + condition.analysis.float() if condition is not None else y.float()
+
+    @staticmethod
+    def synthesis_input(latent: torch.Tensor, condition: LatentCondition | None = None) -> torch.Tensor:
+        """What g_s decodes: the ungained decoded latent, plus the condition's synthesis term."""
+        return latent + condition.synthesis.to(latent.dtype) if condition is not None else latent
 
 
 class TNGImageModel(HyperpriorAutoencoder):

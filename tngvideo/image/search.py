@@ -24,7 +24,7 @@ from torch import nn
 
 from tngvideo.entropy import annealed_round, bits_from_likelihood
 from tngvideo.image.latent_codec import LatentCodec, LatentStreams
-from tngvideo.image.model import HyperpriorAutoencoder
+from tngvideo.image.model import LatentCondition, HyperpriorAutoencoder
 
 LR_LATENT = 0.03  # Adam step on y, in quantization steps
 LR_HYPER = 0.003  # on z: its rounding picks whole probability tables, so it moves slowly
@@ -128,15 +128,21 @@ def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float
 
 @torch.no_grad()
 def encode_latents(codec: LatentCodec, model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *,
-                   search_steps: int = 0, hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
+                   search_steps: int = 0, hw: tuple[int, int] | None = None,
+                   condition: LatentCondition | None = None) -> tuple[LatentStreams, torch.Tensor]:
     """Analysis of x (with search_steps > 0, then a latent search) and entropy coding: streams
-    and the decoded latent, inverse gain applied, ready for the synthesis transform."""
+    and the decoded latent, inverse gain applied (and a conditional coder's synthesis term
+    added), ready for the synthesis transform."""
     if search_steps < 0:
         raise ValueError(f"search steps must be >= 0, not {search_steps}")
     gain, inv_gain = model.gains(torch.tensor([quality], device=x.device))
     if search_steps > 0:
+        if condition is not None:
+            raise ValueError("the latent search does not take a condition")
         found = search_latents(model, x, quality, steps=search_steps, hw=hw)
         streams, y_hat = codec.encode(found.y, found.z)
-    else:
+    elif condition is None:
         streams, y_hat = codec.encode(model.g_a(x) * gain)
-    return streams, y_hat * inv_gain
+    else:
+        streams, y_hat = codec.encode(model.analysis(x, condition) * gain, mean_offset=condition.mean * gain)
+    return streams, model.synthesis_input(y_hat * inv_gain, condition)

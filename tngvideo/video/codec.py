@@ -36,7 +36,7 @@ from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_pa
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.errors import DecodeError
 from tngvideo.image.latent_codec import LatentCodec, LatentStreams
-from tngvideo.image.model import HyperpriorAutoencoder
+from tngvideo.image.model import HyperpriorAutoencoder, LatentCondition
 from tngvideo.image.weights import EntropyTables
 from tngvideo.image.search import encode_latents
 from tngvideo.video import PRESET_NAMES, EncoderOptions
@@ -126,12 +126,14 @@ class PFrameCoder:
                  mc: MotionCompensation | None = None,
                  reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = reconstruct,
                  mode_decision: bool = True,
-                 extra_estimators: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None):
+                 extra_estimators: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
+                 condition: Callable[[torch.Tensor], LatentCondition | None] | None = None):
         """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS), named
         "net"; `extra_estimators` more that `encode` may try by name (default: "dis", OpenCV DIS);
         `reconstruct(pred, res_hat)` the frame from its prediction and the residual coder's output
         (the model's, with its loop filter if it has one); `mode_decision=False` always codes motion
-        when there is a motion model."""
+        when there is a motion model; `condition(pred)` the residual coder's condition from the
+        prediction (a conditional model's `residual_condition`)."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual
@@ -141,33 +143,36 @@ class PFrameCoder:
         self.reconstruct = reconstruct
         self.mode_decision = mode_decision
         self.extra_estimators = {"dis": dis_flow} if extra_estimators is None else dict(extra_estimators)
+        self.condition = condition or (lambda pred: None)
 
     @classmethod
     def for_model(cls, model: PFrameModel, tables: dict[str, EntropyTables]) -> "PFrameCoder":
         """The coder of a trained P-frame model, with the entropy tables of its two coders."""
         return cls(residual=LatentCodec(model.residual, tables["residual"]),
                    motion=LatentCodec(model.motion, tables["motion"]),
-                   flow_net=model.estimate_flow, mc=model.mc, reconstruct=model.reconstruct)
+                   flow_net=model.estimate_flow, mc=model.mc, reconstruct=model.reconstruct,
+                   condition=model.residual_condition)
 
     @staticmethod
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
         return codec.coder  # type: ignore[return-value]
 
-    def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
+    def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float,
+              condition: LatentCondition | None = None) -> tuple[LatentStreams, torch.Tensor]:
         t = self._transform(codec)
-        streams, latent = encode_latents(codec, t, x, quality)
+        streams, latent = encode_latents(codec, t, x, quality, condition=condition)
         return streams, t.g_s(latent)
 
     def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
-                device: torch.device) -> torch.Tensor:
+                device: torch.device, condition: LatentCondition | None = None) -> torch.Tensor:
         t = self._transform(codec)
         shape = (1, t.config.latent_channels, hw[0] // 16, hw[1] // 16)
-        y_hat = codec.decode(streams, shape, device)
-        _, inv_gain = t.gains(torch.tensor([quality], device=device))
-        return t.g_s(y_hat * inv_gain)
+        gain, inv_gain = t.gains(torch.tensor([quality], device=device))
+        y_hat = codec.decode(streams, shape, device, mean_offset=None if condition is None else condition.mean * gain)
+        return t.g_s(t.synthesis_input(y_hat * inv_gain, condition))
 
     def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
-        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality)
+        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality, self.condition(pred))
         return res_streams, self.reconstruct(pred, res_hat)
 
     @property
@@ -306,7 +311,7 @@ class PFrameCoder:
                motion_quality: float | None = None) -> torch.Tensor:
         """The frame from its streams; the motion decoded at `motion_quality` (default `quality`)."""
         pred = self.prediction(motion, ref, quality if motion_quality is None else motion_quality)
-        res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device)
+        res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device, self.condition(pred))
         return self.reconstruct(pred, res_hat)
 
 

@@ -6,6 +6,10 @@
     res_hat = residual coder(x - pred + 0.5) - 0.5          (hyperprior autoencoder, 3 channels)
     x_hat = pred + res_hat                                  (then LoopFilter(x_hat, pred), if the model has one)
 
+A conditional model (`with_conditional`) also feeds features of the prediction to the residual
+coder: `PredictionContext(pred)` adds terms to its analysis output, its entropy model's means
+and its synthesis input (never to its scales, which stay exact); the terms start at zero.
+
 Both coders carry their own gain vectors over the same quality levels as the image codec, so
 one quality value steers every component. The residual coder has the image codec's shape and
 starts from its weights (the +0.5 offset makes a residual look like a grey picture); the last
@@ -22,7 +26,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig, with_context
+from tngvideo.image.model import HyperpriorAutoencoder, LatentCondition, ModelConfig, with_context
 from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.warp import backward_warp
 
@@ -172,6 +176,31 @@ class LoopFilter(HalfResRefiner):
         return x_hat + self.correction(torch.cat([x_hat, pred], dim=1))
 
 
+class PredictionContext(nn.Module):
+    """Features of a P-frame's prediction at the residual latent's resolution (four stride-2
+    stages), turned into the terms of a `LatentCondition`: to the residual coder's analysis
+    output, its means and its synthesis input. The three heads start at zero, so a new context
+    changes nothing until it is trained."""
+
+    def __init__(self, latent_channels: int, *, width: int = 64):
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for _ in range(4):
+            layers += [nn.Conv2d(cin, width, 5, stride=2, padding=2), nn.LeakyReLU(inplace=True)]
+            cin = width
+        self.features = nn.Sequential(*layers)
+        self.heads = nn.ModuleDict({k: nn.Conv2d(width, latent_channels, 3, padding=1)
+                                    for k in ("analysis", "mean", "synthesis")})
+        for head in self.heads.values():
+            nn.init.zeros_(head.weight)
+            nn.init.zeros_(head.bias)
+
+    def forward(self, pred: torch.Tensor) -> LatentCondition:
+        f = self.features(pred - RESIDUAL_OFFSET)
+        return LatentCondition(**{k: head(f) for k, head in self.heads.items()})
+
+
 FLOW_ESTIMATORS = ("net", "dis")
 
 
@@ -182,6 +211,7 @@ class VideoModelConfig:
     # the encoder's flow estimator: "net" = the learned FlowNet, "dis" = OpenCV's DIS
     flow_estimator: str = "net"
     loop_filter: bool = False  # a LoopFilter after each P-frame's reconstruction
+    conditional: bool = False  # a PredictionContext conditions the residual coder on the prediction
 
     def __post_init__(self):
         if self.flow_estimator not in FLOW_ESTIMATORS:
@@ -210,6 +240,12 @@ class PFrameModel(nn.Module):
         self.residual = HyperpriorAutoencoder(config.residual, in_channels=3, out_channels=3)
         if config.loop_filter:
             self.filter = LoopFilter()
+        if config.conditional:
+            self.condition = PredictionContext(config.residual.latent_channels)
+
+    def residual_condition(self, pred: torch.Tensor) -> LatentCondition | None:
+        """The residual coder's condition from the prediction (None: an unconditional model)."""
+        return self.condition(pred) if self.config.conditional else None
 
     def reconstruct(self, pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
         """`reconstruct`, then the loop filter where the model has one."""
@@ -228,7 +264,9 @@ class PFrameModel(nn.Module):
         flow = codable_flow(self.estimate_flow(x, ref if flow_ref is None else flow_ref))
         flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
         pred = self.mc(ref, flow_hat)
-        res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            condition = self.residual_condition(pred)
+        res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp, condition=condition)
         x_hat = self.reconstruct(pred, res_hat)
         return PFrameResult(x_hat=x_hat, prediction=pred, bits_motion=my + mz, bits_residual=ry + rz,
                             lmbda=self.residual.lmbda(quality))
@@ -258,4 +296,15 @@ def with_loop_filter(model: PFrameModel) -> PFrameModel:
     new = copy.deepcopy(model)
     new.config = replace(model.config, loop_filter=True)
     new.filter = LoopFilter().to(next(model.parameters()).device)
+    return new
+
+
+def with_conditional(model: PFrameModel) -> PFrameModel:
+    """A copy of `model` whose residual coder is conditioned on the prediction (`PredictionContext`,
+    zero-initialised): it codes exactly as before until the context is trained."""
+    if model.config.conditional:
+        raise ValueError("the model is already conditional")
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, conditional=True)
+    new.condition = PredictionContext(model.config.residual.latent_channels).to(next(model.parameters()).device)
     return new

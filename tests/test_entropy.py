@@ -175,3 +175,257 @@ def test_haar_shortcuts_split_blocks_into_wavelet_subbands_and_put_them_back():
         expected = 0.5 * torch.cat([a + b + c + d, a - b + c - d, a + b - c - d, a - b - c + d], dim=1)
         assert torch.allclose(s, expected, atol=1e-6)
         assert torch.allclose(syn(s), x, atol=1e-6)
+
+
+# -- the exact path, pinned against a pure-integer reference ---------------------------------
+# The tests above only ask ExactNet to come close to the float network, which "float network,
+# times 2**ACT_BITS, floor" would do as well. The ones below state what ExactNet promises: its
+# output is the integer result of the fixed-point arithmetic that exact.py documents (weights
+# rounded to WEIGHT_BITS fractional bits, bias to the accumulator's, integer accumulation,
+# rescaling by a floor shift, ReLU, clamp to +-ACT_LIMIT), computed here independently with numpy
+# int64 (no floats after the weights are read), so that it cannot depend on threads, batch or
+# position. Each test also checks that the float network plus floor gives other values on its
+# input, so that the test can tell the two apart.
+
+from tngvideo.entropy.exact import ACT_LIMIT, WEIGHT_BITS
+
+
+def _fixed(t: torch.Tensor, frac_bits: int) -> np.ndarray:
+    """round(t * 2**frac_bits) as int64 (scaling a float by a power of two is exact; ties to even)."""
+    return np.round(t.detach().cpu().double().numpy() * float(1 << frac_bits)).astype(np.int64)
+
+
+def _int_conv2d(a: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int) -> np.ndarray:
+    n, c, h, wd = a.shape
+    o, _, k, _ = w.shape
+    ap = np.pad(a, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    ho, wo = (h + 2 * pad - k) // stride + 1, (wd + 2 * pad - k) // stride + 1
+    out = np.zeros((n, o, ho, wo), dtype=np.int64)
+    for ki in range(k):
+        for kj in range(k):
+            patch = ap[:, :, ki:ki + stride * (ho - 1) + 1:stride, kj:kj + stride * (wo - 1) + 1:stride]
+            out += np.tensordot(patch, w[:, :, ki, kj], axes=([1], [1])).transpose(0, 3, 1, 2)
+    return out + b.reshape(1, -1, 1, 1)
+
+
+def _int_conv_transpose2d(a: np.ndarray, w: np.ndarray, b: np.ndarray, stride: int, pad: int,
+                          output_padding: int) -> np.ndarray:
+    n, c, h, wd = a.shape
+    _, o, k, _ = w.shape
+    full = np.zeros((n, o, (h - 1) * stride + k + output_padding, (wd - 1) * stride + k + output_padding),
+                    dtype=np.int64)
+    for ki in range(k):
+        for kj in range(k):
+            contrib = np.tensordot(a, w[:, :, ki, kj], axes=([1], [0])).transpose(0, 3, 1, 2)
+            full[:, :, ki:ki + stride * (h - 1) + 1:stride, kj:kj + stride * (wd - 1) + 1:stride] += contrib
+    ho = (h - 1) * stride - 2 * pad + k + output_padding
+    wo = (wd - 1) * stride - 2 * pad + k + output_padding
+    return full[:, :, pad:pad + ho, pad:pad + wo] + b.reshape(1, -1, 1, 1)
+
+
+def _integer_reference(net: nn.Sequential, x_fp: np.ndarray, in_bits: int) -> np.ndarray:
+    """The fixed-point evaluation of `net` in int64: x_fp has `in_bits` fractional bits, the
+    result ACT_BITS."""
+    limit = int(ACT_LIMIT)
+    a = np.clip(np.asarray(x_fp, dtype=np.int64), -limit, limit)
+    frac = in_bits
+    modules = list(net)
+    for i, m in enumerate(modules):
+        if isinstance(m, nn.ReLU):
+            continue
+        w = _fixed(m.weight, WEIGHT_BITS)
+        b = _fixed(m.bias, WEIGHT_BITS + frac)
+        # no int64 overflow anywhere (exact Python-int bound on every partial sum)
+        assert int(np.abs(w).sum()) * int(np.abs(a).max(initial=0)) + int(np.abs(b).max()) < 2**62
+        if isinstance(m, nn.Conv2d):
+            acc = _int_conv2d(a, w, b, m.stride[0], m.padding[0])
+        else:
+            acc = _int_conv_transpose2d(a, w, b, m.stride[0], m.padding[0], m.output_padding[0])
+        a = acc >> (WEIGHT_BITS + frac - ACT_BITS)  # arithmetic shift = floor division
+        if i + 1 < len(modules) and isinstance(modules[i + 1], nn.ReLU):
+            a = np.maximum(a, 0)
+        a = np.clip(a, -limit, limit)
+        frac = ACT_BITS
+    return a
+
+
+def _integer_scale_index(gc: GaussianConditional, log_scale_fp: np.ndarray) -> np.ndarray:
+    """GaussianConditional.scale_index in integers (ACT_BITS fractional bits)."""
+    lo = round(gc.log_min * (1 << ACT_BITS))
+    step = round(gc.log_step * (1 << ACT_BITS))
+    return np.clip((log_scale_fp - lo + step // 2) // step, 0, gc.levels - 1)
+
+
+def _float_then_floor(net: nn.Sequential, x_fp: torch.Tensor, in_bits: int) -> np.ndarray:
+    """What ExactNet must not be: the float network, scaled to ACT_BITS and floored."""
+    with torch.no_grad():
+        y = net(x_fp.float() / float(1 << in_bits)).double()
+    return torch.floor(y * float(1 << ACT_BITS)).numpy().astype(np.int64)
+
+
+def _exact_np(exact: ExactNet, x_fp: torch.Tensor) -> np.ndarray:
+    out = exact(x_fp)
+    assert out.dtype == torch.float64 and out.device.type == "cpu"
+    assert torch.equal(out, torch.floor(out))  # integer-valued
+    return out.numpy().astype(np.int64)
+
+
+def _mixed_net(cin: int, seed: int) -> nn.Sequential:
+    """ConvTranspose2d (two kinds), Conv2d with stride 1 and 2, ReLUs, and a last layer without one
+    (negative outputs)."""
+    torch.manual_seed(seed)
+    net = nn.Sequential(
+        nn.ConvTranspose2d(cin, 6, 5, stride=2, padding=2, output_padding=1), nn.ReLU(),
+        nn.Conv2d(6, 7, 3, stride=1, padding=1), nn.ReLU(),
+        nn.ConvTranspose2d(7, 5, 3, stride=2, padding=1, output_padding=1), nn.ReLU(),
+        nn.Conv2d(5, 4, 3, stride=2, padding=1),
+    )
+    with torch.no_grad():
+        for m in net:
+            if not isinstance(m, nn.ReLU):
+                m.weight.mul_(3.0)  # larger than the default initialisation: wider activations
+                m.bias.normal_(0.0, 2.0)
+    return net
+
+
+def _awkward_input(shape: tuple[int, ...], in_bits: int, seed: int) -> torch.Tensor:
+    """Fixed-point integers (in_bits fractional bits) of mixed magnitudes: most small, some large
+    enough that float32 partial sums drop low bits (the float result then depends on the order of
+    the additions), a few beyond the +-ACT_LIMIT clamp."""
+    g = torch.Generator().manual_seed(seed)
+    one = float(1 << in_bits)
+    x = torch.round(torch.randn(shape, generator=g, dtype=torch.float64) * 5 * one)
+    big = torch.rand(shape, generator=g) < 0.15
+    x = torch.where(big, torch.round(torch.randn(shape, generator=g, dtype=torch.float64) * 2000 * one) + 1, x)
+    huge = torch.rand(shape, generator=g) < 0.02
+    return torch.where(huge, torch.sign(x + 0.5) * (ACT_LIMIT * 2 + 3), x)
+
+
+@pytest.mark.parametrize("in_bits", [0, 3, ACT_BITS])
+def test_exact_net_equals_the_integer_reference(in_bits):
+    net = _mixed_net(5, seed=11 + in_bits)
+    x = _awkward_input((2, 5, 5, 6), in_bits, seed=in_bits)
+    got = _exact_np(ExactNet(net, in_bits=in_bits), x)
+    ref = _integer_reference(net, x.numpy().astype(np.int64), in_bits)
+    assert got.shape == ref.shape == (2, 4, 10, 12)
+    assert (ref < 0).any() and (ref > 0).any()
+    assert np.array_equal(got, ref), f"{int((got != ref).sum())} of {ref.size} values differ"
+    assert not np.array_equal(_float_then_floor(net, x, in_bits), ref)
+
+
+def test_exact_net_floors_where_float32_rounds_across_the_boundary():
+    """One product per output, x * (1 + 2**-12) with |x| near 40000, whose float32 value (spacing
+    2**-8 there, one ACT_BITS step) is x * 4097 / 16 steps rounded to the nearest integer. The
+    inputs make the fraction 15/16 (x > 0: rounded up) or 1/16 below zero (x < 0: rounded towards
+    zero), so the float network plus floor lands one step above the exact floor, whatever order
+    a backend adds in (there is only one product)."""
+    net = nn.Sequential(nn.Conv2d(1, 1, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(1.0 + 2.0**-12)  # exactly WEIGHT_BITS fractional bits
+        net[0].bias.zero_()
+    xs = [40015, 40031, 39999, -40001, -40017, -39985]  # x * 4097 = 15 (positive) / 1 (negative) mod 16
+    x = torch.tensor(xs, dtype=torch.float64).view(1, 1, 1, -1)
+    expected = np.array([(v * 4097) // 16 for v in xs]).reshape(1, 1, 1, -1)  # Python ints: floor
+    assert np.array_equal(_exact_np(ExactNet(net), x), expected)
+    assert np.array_equal(_integer_reference(net, x.numpy().astype(np.int64), 0), expected)
+    assert np.array_equal(_float_then_floor(net, x, 0), expected + 1)
+
+
+def test_exact_net_is_identical_across_threads_and_batch_composition():
+    net = _hyper_synthesis()
+    with torch.no_grad():
+        for m in net:
+            if not isinstance(m, nn.ReLU):
+                m.weight.mul_(4.0)
+    exact = ExactNet(net)
+    z = _awkward_input((3, 16, 4, 6), 0, seed=21)
+    ref = _integer_reference(net, z.numpy().astype(np.int64), 0)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        single = [_exact_np(exact, z[i:i + 1]) for i in range(3)]
+        swapped = _exact_np(exact, z[[2, 0, 1]])
+        torch.set_num_threads(2)
+        batch = _exact_np(exact, z)
+        pair = _exact_np(exact, z[1:])
+    finally:
+        torch.set_num_threads(old)
+    assert np.array_equal(batch, ref)
+    for i in range(3):
+        assert np.array_equal(single[i][0], ref[i])
+    assert np.array_equal(swapped, ref[[2, 0, 1]])
+    assert np.array_equal(pair, ref[1:])
+    assert not np.array_equal(_float_then_floor(net, z, 0), ref)
+
+
+def test_exact_net_with_fixed_point_input_is_identical_at_every_position():
+    """A context-style network (5x5 then 1x1, stride 1, fixed-point input): an output depends only
+    on the inputs around it, so a shifted crop gives the same values where the crop covers the
+    receptive field, at any thread count, and both equal the integer reference."""
+    torch.manual_seed(7)
+    net = nn.Sequential(conv(8, 8, 5, 1), nn.ReLU(), conv(8, 6, 1, 1), nn.ReLU(), conv(6, 4, 1, 1))
+    exact = ExactNet(net, in_bits=ACT_BITS)
+    x = _awkward_input((1, 8, 13, 15), ACT_BITS, seed=5)
+    ref = _integer_reference(net, x.numpy().astype(np.int64), ACT_BITS)
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        whole = _exact_np(exact, x)
+        torch.set_num_threads(1)
+        crops = {(r, c): _exact_np(exact, x[..., r:r + 8, c:c + 9]) for r, c in [(0, 0), (1, 3), (5, 6)]}
+    finally:
+        torch.set_num_threads(old)
+    assert np.array_equal(whole, ref)
+    for (r, c), crop in crops.items():
+        # a 5x5 kernel: outputs 2 or more from the crop's border see no padding
+        assert np.array_equal(crop[..., 2:-2, 2:-2], ref[..., r + 2:r + 6, c + 2:c + 7])
+    assert not np.array_equal(_float_then_floor(net, x, ACT_BITS), ref)
+
+
+def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
+    """The real coding path (LatentCodec: ExactNet(h_s) on the hyper-latent symbols, then
+    ExactNet(ctx_s) on the anchors' symbols and those log-scales) on the shipped image model and
+    a small picture: the scale indices are the same at 1 and 2 threads and equal to the integer
+    reference's."""
+    from tngvideo.image.codec import ImageCodec
+    from tngvideo.image.model import checkerboard_anchors
+
+    codec = ImageCodec.from_name()
+    model, latents = codec.model, codec.latents
+    assert model.config.context  # both exact networks are on the path
+    rng = np.random.default_rng(8)
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    img = np.stack([0.5 + 0.4 * np.sin(6 * xx + 3 * yy), yy, 0.3 + 0.5 * xx * yy])
+    img = np.clip(img + rng.normal(0, 0.08, img.shape), 0, 1)
+    x = torch.from_numpy(img).float().unsqueeze(0)
+    with torch.no_grad():
+        gain, _ = model.gains(torch.tensor([5.0]))
+        y = model.g_a(x) * gain
+        z_sym = torch.round(model.h_a(y))
+        mean = model.h_m(z_sym)
+        anchor = checkerboard_anchors(y.shape[-2:]).bool().expand_as(y)
+        anchor_sym = torch.where(anchor, torch.round(y - mean), 0.0)  # float side: computed once
+
+    results = {}
+    old = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            log_fp, _ = latents._side(z_sym, torch.device("cpu"))
+            ctx_idx, _ = latents._context(anchor_sym, log_fp, mean)
+            results[threads] = (log_fp.numpy().astype(np.int64), latents._indices(log_fp), ctx_idx)
+    finally:
+        torch.set_num_threads(old)
+
+    gc = model.gaussian
+    ref_log = _integer_reference(model.h_s, z_sym.numpy().astype(np.int64), 0)
+    ref_idx = _integer_scale_index(gc, ref_log)
+    ctx_in = np.concatenate([anchor_sym.numpy().astype(np.int64) << ACT_BITS, ref_log], axis=1)
+    ref_ctx_idx = _integer_scale_index(gc, ref_log + _integer_reference(model.ctx_s, ctx_in, ACT_BITS))
+    assert len(np.unique(ref_idx)) > 5 and not np.array_equal(ref_idx, ref_ctx_idx)  # not trivial
+    for threads, (log_fp, idx, ctx_idx) in results.items():
+        assert np.array_equal(idx, ref_idx), f"{threads} threads: {int((idx != ref_idx).sum())} indices differ"
+        assert np.array_equal(ctx_idx, ref_ctx_idx), \
+            f"{threads} threads: {int((ctx_idx != ref_ctx_idx).sum())} context indices differ"
+        assert np.array_equal(log_fp, ref_log), threads
+    assert not np.array_equal(_float_then_floor(model.h_s, z_sym, 0), ref_log)

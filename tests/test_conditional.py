@@ -1,14 +1,16 @@
-"""The conditional residual coder: the prediction's features enter the residual coder's
-analysis, its entropy model's means and its synthesis (never its scales)."""
+"""Conditional coding: the prediction's features enter the residual coder's analysis, its
+entropy model's means and its synthesis, and the previous P-frame's decoded flow does the same
+for the motion coder (never the scales)."""
 
 import numpy as np
+import pytest
 import torch
 
 from conftest import natural_image
 from tngvideo.image.model import ModelConfig
 from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder
-from tngvideo.video.model import PFrameModel, VideoModelConfig, with_conditional
+from tngvideo.video.model import PFrameModel, VideoModelConfig, with_conditional, with_motion_context
 from tngvideo.video.weights import load_video_weights, save_video_weights
 
 SMALL = ModelConfig(channels=16, latent_channels=24)
@@ -20,36 +22,46 @@ def frames(n: int = 4) -> list[np.ndarray]:
 
 
 def coded(image, pframes) -> tuple[list[bytes], list[np.ndarray]]:
+    pframes.mode_decision = False  # motion in every P-frame: each one's context is the last one's flow
     enc = VideoEncoder(image, pframes, width=50, height=40, quality=4.0, gop=8,
                        options=EncoderOptions(adaptive_intra=False))
     outs = [enc.encode(f) for f in frames()]
     return [o.packet for o in outs], [o.reconstruction for o in outs]
 
 
-def test_a_new_conditional_model_codes_exactly_as_before_and_a_trained_one_round_trips(tiny_codec, tmp_path):
-    """Converted, it writes the same bytes as the model it came from (the context's heads start
-    at zero); once its heads are non-zero it writes other bytes, the decoder, loaded from saved
-    weights, reproduces the encoder's frames exactly, and a decoder without the context does not."""
+CONVERSIONS = {"residual": (with_conditional, "condition"), "motion": (with_motion_context, "motion_condition")}
+
+
+@pytest.mark.parametrize("which", [("residual",), ("motion",), ("residual", "motion")])
+def test_a_new_context_codes_exactly_as_before_and_a_trained_one_round_trips(tiny_codec, tmp_path, which):
+    """Converted, a model writes the same bytes as the model it came from (the contexts' heads
+    start at zero); once the heads are non-zero it codes other frames, the decoder, loaded from
+    saved weights, reproduces the encoder's frames exactly (P-frames after P-frames: the motion
+    context is the previous decoded flow), and a decoder without the contexts does not."""
     torch.manual_seed(0)
     model = PFrameModel(VideoModelConfig(motion=SMALL, residual=SMALL)).eval()
     save_video_weights(model, tmp_path / "plain.safetensors", name="plain")
     plain = load_video_weights(tmp_path / "plain.safetensors")
-    cond = with_conditional(plain.model).eval()
+    cond = plain.model
+    for role in which:
+        cond = CONVERSIONS[role][0](cond).eval()
     save_video_weights(cond, tmp_path / "new.safetensors", name="new")
     new = load_video_weights(tmp_path / "new.safetensors")
-    assert new.model.config.conditional and not plain.model.config.conditional
-    before, _ = coded(tiny_codec, PFrameCoder.for_model(plain.model, plain.tables))
+    assert new.model.config.conditional == ("residual" in which)
+    assert new.model.config.motion_context == ("motion" in which)
+    before, recon_before = coded(tiny_codec, PFrameCoder.for_model(plain.model, plain.tables))
     after, _ = coded(tiny_codec, PFrameCoder.for_model(new.model, new.tables))
     assert after == before
 
     with torch.no_grad():
-        for head in cond.condition.heads.values():
-            torch.nn.init.normal_(head.weight, std=0.05)
+        for role in which:
+            for head in getattr(cond, CONVERSIONS[role][1]).heads.values():
+                torch.nn.init.normal_(head.weight, std=0.05)
     save_video_weights(cond, tmp_path / "trained.safetensors", name="trained")
     trained = load_video_weights(tmp_path / "trained.safetensors")
     pframes = PFrameCoder.for_model(trained.model, trained.tables)
     packets, recon = coded(tiny_codec, pframes)
-    assert packets[1:] != before[1:]
+    assert any(not np.array_equal(a, b) for a, b in zip(recon[1:], recon_before[1:]))
     dec = VideoDecoder(tiny_codec, pframes, width=50, height=40)
     without = VideoDecoder(tiny_codec, PFrameCoder.for_model(plain.model, plain.tables), width=50, height=40)
     mismatched = False

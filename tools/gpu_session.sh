@@ -19,6 +19,8 @@
 #   bash tools/gpu_session.sh join DIR               # here: the parts back into DIR/image.safetensors, video...
 # Resume a second call from the first one's weights: join them, copy them with their JSON into
 # .gpu/resume/ and set IMAGE_INIT=.gpu/resume/image.safetensors VIDEO_INIT=.gpu/resume/video.safetensors.
+# VIDEO_ARGS passes more to the video run: VIDEO_ARGS="--conditional --motion-context --stage conditional"
+# trains the conditional coder's contexts (then VIDEO_ARGS="--stage joint" with that model as VIDEO_INIT).
 # DEVICE=cpu (with IMAGE_BATCH, VIDEO_BATCH, CROP) tries the plumbing here; `rehearse` does that.
 # Record a run's throughput: python tools/gpu_runs.py DIR --kind gpu --command "..." (results/gpu_runs.json).
 # Evaluate and ship the weights here: tools/bench_image.py, tools/bench_video.py, tools/ship_weights.py.

@@ -5,6 +5,7 @@
     python tools/train_video.py --stage joint --minutes 60     # rate-distortion, all components
     python tools/train_video.py --stage motion --flow-estimator dis --minutes 40   # motion coder for DIS flow
     python tools/train_video.py --stage joint --loop-filter --set filter_lr_scale=30   # add a loop filter
+    python tools/train_video.py --conditional --motion-context --stage conditional --set peak_lr=2e-4   # contexts
 
 Starts from --init (video weights; 'none' = a new model whose residual coder copies the image
 model), writes weights with entropy tables to --out. Stop early with SIGTERM or --stop-file.
@@ -28,7 +29,7 @@ from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
 from tngvideo.image.weights import load_weights  # noqa: E402
 from tngvideo.train.loop import TrainState  # noqa: E402
 from tngvideo.train.video_loop import STAGES, VideoTrainConfig, train_video  # noqa: E402
-from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel, with_loop_filter  # noqa: E402
+from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel, with_conditional, with_loop_filter, with_motion_context  # noqa: E402
 from tngvideo.video.registry import default_video_model  # noqa: E402
 from tngvideo.video.weights import load_video_weights  # noqa: E402
 from tngvideo.train.overrides import load_config  # noqa: E402
@@ -51,6 +52,10 @@ def main() -> int:
                     help="switch the model's encoder-side flow estimator (then train with --stage motion)")
     ap.add_argument("--loop-filter", action="store_true",
                     help="add a loop filter to the model (zero-initialised: it codes as before until trained)")
+    ap.add_argument("--conditional", action="store_true",
+                    help="condition the residual coder on the prediction (zero-initialised; then --stage conditional)")
+    ap.add_argument("--motion-context", action="store_true",
+                    help="condition the motion coder on the previous decoded flow (zero-initialised; then --stage conditional)")
     ap.add_argument("--init", default="runs/video/latest.safetensors")
     ap.add_argument("--image-weights", default=None, help="default: the shipped image model")
     ap.add_argument("--out", default=str(ROOT / "runs/video/latest.safetensors"))
@@ -88,6 +93,10 @@ def main() -> int:
         print("new P-frame model; residual coder initialised from the image model", file=sys.stderr)
     if args.loop_filter:
         model = with_loop_filter(model)
+    if args.conditional and not model.config.conditional:
+        model = with_conditional(model)
+    if args.motion_context and not model.config.motion_context:
+        model = with_motion_context(model)
     if args.flow_estimator:
         model.config = replace(model.config, flow_estimator=args.flow_estimator)
     out = Path(args.out)

@@ -62,6 +62,9 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                 if ref is None or i % gop == 0:
                     _, x_hat = image.encode_tensor(x, pframes.intra_quality(image, q), hw=(h, w))
                 else:
+                    if pframes.condition(ref) is not None or pframes.motion_condition(None, x) is not None:
+                        raise ValueError("the entropy models of a conditional P-frame model are fitted by "
+                                         "training it (tools/train_video.py), not by capturing latents")
                     f = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
                     x_hat = f.x_hat
                     out["residual"].add(residual.g_a(x - f.prediction + RESIDUAL_OFFSET), q)

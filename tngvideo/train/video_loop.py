@@ -10,6 +10,10 @@
   loss sees the errors that propagate through a group of pictures.
 - stage "motion": the joint loss, training only the motion coder (compensation, residual
   coder and flow network frozen): adapts the motion coder to a new flow estimator (DIS).
+- stage "conditional": the joint loss, training only a model's contexts (the residual coder's
+  prediction context, `with_conditional`, and the motion coder's temporal context,
+  `with_motion_context`), everything else frozen: the first stage of conditional coding, which
+  can only improve on the model it was converted from.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from tngvideo.image.model import TNGImageModel
@@ -31,7 +36,7 @@ from tngvideo.train.throughput import Throughput, auto_batch, count_flops, fused
 from tngvideo.video.model import PFrameModel
 from tngvideo.video.weights import save_video_weights
 
-STAGES = ("flow", "joint", "motion")
+STAGES = ("flow", "joint", "motion", "conditional")
 
 
 @dataclass
@@ -121,8 +126,11 @@ def rollout_loss(model: PFrameModel, image_model: TNGImageModel, frames: list[to
         ref_hat = image_model(frames[0], q_intra, amp=amp).x_hat.clamp(0, 1)
     pixels = frames[0].shape[2] * frames[0].shape[3]
     losses, mses, bpps, motion = [], [], [], []
+    flow_hat = None  # the previous P-frame's decoded flow: the motion coder's temporal context
     for k, (prev, cur) in enumerate(zip(frames, frames[1:])):
-        res = model(cur, ref_hat, at(p_offsets[k % len(p_offsets)]), amp=amp, flow_ref=prev)  # motion estimated on the source, as the encoder does
+        res = model(cur, ref_hat, at(p_offsets[k % len(p_offsets)]), amp=amp, flow_ref=prev,  # motion estimated
+                    prev_flow=flow_hat)                                                        # on the source, as the encoder does
+        flow_hat = res.flow_hat
         mse = ((res.x_hat - cur) ** 2).mean(dim=(1, 2, 3))
         bpp = (res.bits_motion + res.bits_residual) / pixels
         loss = (res.lmbda * 255.0**2 * mse + bpp).mean()
@@ -157,7 +165,11 @@ def train_video(cfg: VideoTrainConfig, *, model: PFrameModel, image_model: TNGIm
     autotune_convolutions(device)
     for p in image_model.parameters():
         p.requires_grad_(False)
-    trained = {"flow": model.flow, "joint": model, "motion": model.motion}[cfg.stage]
+    if cfg.stage == "conditional" and not (model.config.conditional or model.config.motion_context):
+        raise ValueError("stage 'conditional' trains a model's contexts (convert one with --conditional / --motion-context)")
+    trained = {"flow": model.flow, "joint": model, "motion": model.motion,
+               "conditional": nn.ModuleList([getattr(model, k) for k in ("condition", "motion_condition")
+                                             if hasattr(model, k)])}[cfg.stage]
     for p in model.parameters():
         p.requires_grad_(False)
     params = list(trained.parameters())

@@ -105,6 +105,7 @@ class InterFrame:
     motion_quality: float
     prediction: torch.Tensor  # what the decoder predicts from the reference and the motion streams
     estimator: str | None = None  # the flow estimator whose motion was coded (None: no motion)
+    flow_hat: torch.Tensor | None = None  # the decoded flow (None: no motion)
 
 
 def is_coded(streams: LatentStreams) -> bool:
@@ -127,13 +128,16 @@ class PFrameCoder:
                  reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = reconstruct,
                  mode_decision: bool = True,
                  extra_estimators: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
-                 condition: Callable[[torch.Tensor], LatentCondition | None] | None = None):
+                 condition: Callable[[torch.Tensor], LatentCondition | None] | None = None,
+                 motion_condition: Callable[[torch.Tensor | None, torch.Tensor], LatentCondition | None] | None = None):
         """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS), named
         "net"; `extra_estimators` more that `encode` may try by name (default: "dis", OpenCV DIS);
         `reconstruct(pred, res_hat)` the frame from its prediction and the residual coder's output
         (the model's, with its loop filter if it has one); `mode_decision=False` always codes motion
         when there is a motion model; `condition(pred)` the residual coder's condition from the
-        prediction (a conditional model's `residual_condition`)."""
+        prediction (a conditional model's `residual_condition`); `motion_condition(prev_flow, x)`
+        the motion coder's from the previous P-frame's decoded flow (None after an I-frame or a
+        frame without motion; a model's `flow_condition`)."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual
@@ -144,6 +148,7 @@ class PFrameCoder:
         self.mode_decision = mode_decision
         self.extra_estimators = {"dis": dis_flow} if extra_estimators is None else dict(extra_estimators)
         self.condition = condition or (lambda pred: None)
+        self.motion_condition = motion_condition or (lambda prev_flow, x: None)
 
     @classmethod
     def for_model(cls, model: PFrameModel, tables: dict[str, EntropyTables]) -> "PFrameCoder":
@@ -151,7 +156,7 @@ class PFrameCoder:
         return cls(residual=LatentCodec(model.residual, tables["residual"]),
                    motion=LatentCodec(model.motion, tables["motion"]),
                    flow_net=model.estimate_flow, mc=model.mc, reconstruct=model.reconstruct,
-                   condition=model.residual_condition)
+                   condition=model.residual_condition, motion_condition=model.flow_condition)
 
     @staticmethod
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
@@ -172,7 +177,8 @@ class PFrameCoder:
         return t.g_s(t.synthesis_input(y_hat * inv_gain, condition))
 
     def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
-        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality, self.condition(pred))
+        res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality,
+                                          condition=self.condition(pred))
         return res_streams, self.reconstruct(pred, res_hat)
 
     @property
@@ -231,7 +237,8 @@ class PFrameCoder:
     def encode(self, x: torch.Tensor, ref: torch.Tensor, quality: float, *, search_steps: int = 0,
                hw: tuple[int, int] | None = None, flow_ref: torch.Tensor | None = None,
                motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS,
-               zero_motion: bool | None = None, estimators: tuple[str, ...] = ("net",)) -> InterFrame:
+               zero_motion: bool | None = None, estimators: tuple[str, ...] = ("net",),
+               prev_flow: torch.Tensor | None = None) -> InterFrame:
         """Mode decision: with a motion model, code the frame with the motion of each of
         `estimators` at each of `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
         `mode_decision`) with the plain reference as prediction (no motion bits), and keep
@@ -246,29 +253,32 @@ class PFrameCoder:
         pay (on gymbasketball, 8 frames, 20 steps: searching I-frames and residuals cost +2.2% BD-rate).
 
         `flow_ref`: the frame motion is estimated against (the source's previous frame: its flow is
-        cleaner and cheaper to code than the flow to the decoded reference); default the reference."""
+        cleaner and cheaper to code than the flow to the decoded reference); default the reference.
+        `prev_flow`: the previous P-frame's decoded flow, the motion coder's temporal context (a
+        coder with such a context skips the motion search, which does not model it)."""
         if self.motion is None:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             return InterFrame(EMPTY, res_streams, x_hat, quality, ref)
         best: InterFrame | None = None
         best_cost = math.inf
         flows = {}
+        motion_condition = self.motion_condition(prev_flow, x)
         for name in dict.fromkeys(estimators) if motion_offsets else ():
             flows[name] = flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref, name)
             for mq in self.motion_qualities(quality, motion_offsets):
-                motion_streams, flow_hat = self._code(self.motion, flow, mq)
+                motion_streams, flow_hat = self._code(self.motion, flow, mq, condition=motion_condition)
                 if not sendable_motion(motion_streams, flow_hat, x):
                     continue
                 pred = self.mc(ref, flow_hat)
                 res_streams, x_hat = self._code_prediction(x, pred, quality)
                 cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality, hw)
                 if cost < best_cost:
-                    best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred, name), cost
+                    best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred, name, flow_hat), cost
         if best is None or (self.mode_decision if zero_motion is None else zero_motion):
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality, hw) <= best_cost:
                 best = InterFrame(EMPTY, res_streams, x_hat, quality, ref)
-        if search_steps > 0 and is_coded(best.motion):
+        if search_steps > 0 and is_coded(best.motion) and motion_condition is None:
             best = self._search_motion(x, ref, flows[best.estimator], best, quality, search_steps, hw)
         return best
 
@@ -289,30 +299,46 @@ class PFrameCoder:
             return best
         pred = self.mc(ref, flow_hat)
         res_streams, x_hat = self._code_prediction(x, pred, quality)
-        return InterFrame(streams, res_streams, x_hat, best.motion_quality, pred, best.estimator)
+        return InterFrame(streams, res_streams, x_hat, best.motion_quality, pred, best.estimator, flow_hat)
 
     @torch.no_grad()
-    def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
-        """The flow a decoder reconstructs from coded motion streams."""
+    def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
+                     prev_flow: torch.Tensor | None = None) -> torch.Tensor:
+        """The flow a decoder reconstructs from coded motion streams (in the temporal context of
+        `prev_flow`, the previous P-frame's decoded flow, where the model has one)."""
         if self.motion is None:
             raise DecodeError("stream has coded motion but this decoder has no motion model")
-        return self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device)
+        return self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device,
+                            self.motion_condition(prev_flow, ref))
 
     @torch.no_grad()
-    def prediction(self, motion: LatentStreams, ref: torch.Tensor, quality: float) -> torch.Tensor:
+    def prediction(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
+                   prev_flow: torch.Tensor | None = None) -> torch.Tensor:
         """The prediction a decoder forms from the motion streams (the reference itself when
         no motion is coded)."""
+        return self._predict(motion, ref, quality, prev_flow)[0]
+
+    def _predict(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
+                 prev_flow: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not is_coded(motion):
-            return ref
-        return self.mc(ref, self.decoded_flow(motion, ref, quality))
+            return ref, None
+        flow_hat = self.decoded_flow(motion, ref, quality, prev_flow)
+        return self.mc(ref, flow_hat), flow_hat
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float,
-               motion_quality: float | None = None) -> torch.Tensor:
+               motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None) -> torch.Tensor:
         """The frame from its streams; the motion decoded at `motion_quality` (default `quality`)."""
-        pred = self.prediction(motion, ref, quality if motion_quality is None else motion_quality)
+        return self.decode_with_flow(motion, residual, ref, quality, motion_quality, prev_flow=prev_flow)[0]
+
+    @torch.no_grad()
+    def decode_with_flow(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float,
+                         motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """`decode`, and the decoded flow (None: no motion): the next P-frame's temporal context."""
+        pred, flow_hat = self._predict(motion, ref, quality if motion_quality is None else motion_quality, prev_flow)
         res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device, self.condition(pred))
-        return self.reconstruct(pred, res_hat)
+        return self.reconstruct(pred, res_hat), flow_hat
 
 
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -346,6 +372,7 @@ class _Coded:
     x_hat: torch.Tensor
     quality: float  # the frame's quality (what its packet carries)
     mode: Mode | None = None  # a P-frame's mode, None = no motion
+    flow_hat: torch.Tensor | None = None  # a P-frame's decoded flow, None = no motion
 
     @property
     def motion_quality(self) -> float | None:
@@ -374,6 +401,7 @@ class VideoEncoder:
         self._source: torch.Tensor | None = None  # the previous source frame (motion is estimated on it)
         self._since_intra = 0  # P-frames since the last I-frame
         self._winner: Mode | None = None  # the last probed P-frame mode that won, None = no motion
+        self._flow: torch.Tensor | None = None  # the previous P-frame's decoded flow (the motion context)
 
     def frame_quality(self, intra: bool) -> float:
         """The quality of the next frame, coded intra or not: the sequence's quality plus its
@@ -406,9 +434,9 @@ class VideoEncoder:
     def _inter(self, x: torch.Tensor, search_steps: int) -> _Coded:
         q = self.frame_quality(intra=False)
         f = self.pframes.encode(x, self._ref, q, search_steps=search_steps, hw=(self.height, self.width),
-                                flow_ref=self._source, **self._modes())
+                                flow_ref=self._source, prev_flow=self._flow, **self._modes())
         mode = Mode(f.estimator or "net", f.motion_quality - q) if is_coded(f.motion) else None
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode)
+        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode, flow_hat=f.flow_hat)
 
     def _cost(self, x: torch.Tensor, c: _Coded) -> float:
         # one lambda for both candidates (the P-frame's), so that the choice is between rates and distortions
@@ -442,6 +470,7 @@ class VideoEncoder:
             self._since_intra += 1
         self._ref = on_grid(x_hat)
         self._source = x
+        self._flow = c.flow_hat
         data = pack_packet(packet)
         stats = FrameStats(self.index, packet.frame_type, len(data), packet.header_bytes, bits, est)
         self.index += 1
@@ -454,10 +483,12 @@ class VideoDecoder:
         self.width, self.height = width, height
         self._ph, self._pw = -(-height // PAD) * PAD, -(-width // PAD) * PAD
         self._ref: torch.Tensor | None = None
+        self._flow: torch.Tensor | None = None  # the previous P-frame's decoded flow (the motion context)
 
     def reset(self) -> None:
         """Forget the reference (after a seek: decoding must restart at an I-frame)."""
         self._ref = None
+        self._flow = None
 
     def decode(self, data: bytes) -> tuple[FramePacket, np.ndarray]:
         """One packet -> (its header, the decoded RGB8 frame). Errors raise `DecodeError`."""
@@ -471,11 +502,13 @@ class VideoDecoder:
         units = [LatentStreams(u.hyper, u.latent, u.symbols_crc, float("nan")) for u in p.units]
         if p.frame_type == FrameType.I:
             x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), self.pframes.intra_quality(self.image, p.quality))
+            self._flow = None
         else:
             if self._ref is None:
                 raise DecodeError("P-frame without a reference (decoding must start at an I-frame)")
             if not lo <= p.motion_q <= hi:
                 raise DecodeError(f"motion quality {p.motion_q} out of range")
-            x_hat = self.pframes.decode(units[0], units[1], self._ref, p.quality, p.motion_q)
+            x_hat, self._flow = self.pframes.decode_with_flow(units[0], units[1], self._ref, p.quality, p.motion_q,
+                                                              prev_flow=self._flow)
         self._ref = on_grid(x_hat)
         return p, _to_rgb(self._ref, self.height, self.width)

@@ -7,8 +7,10 @@
     x_hat = pred + res_hat                                  (then LoopFilter(x_hat, pred), if the model has one)
 
 A conditional model (`with_conditional`) also feeds features of the prediction to the residual
-coder: `PredictionContext(pred)` adds terms to its analysis output, its entropy model's means
-and its synthesis input (never to its scales, which stay exact); the terms start at zero.
+coder: `prediction_context(pred)` adds terms to its analysis output, its entropy model's means
+and its synthesis input (never to its scales, which stay exact); the terms start at zero. A model
+with temporal motion context (`with_motion_context`) does the same for the motion coder from the
+previous P-frame's decoded flow (zero flow after an I-frame or a frame coded without motion).
 
 Both coders carry their own gain vectors over the same quality levels as the image codec, so
 one quality value steers every component. The residual coder has the image codec's shape and
@@ -176,16 +178,19 @@ class LoopFilter(HalfResRefiner):
         return x_hat + self.correction(torch.cat([x_hat, pred], dim=1))
 
 
-class PredictionContext(nn.Module):
-    """Features of a P-frame's prediction at the residual latent's resolution (four stride-2
-    stages), turned into the terms of a `LatentCondition`: to the residual coder's analysis
-    output, its means and its synthesis input. The three heads start at zero, so a new context
-    changes nothing until it is trained."""
+class LatentContext(nn.Module):
+    """Features of what both sides already have (a P-frame's prediction, or the previous
+    P-frame's decoded flow) at a coded latent's resolution (four stride-2 stages), turned into the
+    terms of a `LatentCondition`: to that coder's analysis output, its means and its synthesis
+    input. The input enters as (input + shift) * scale. The three heads start at zero, so a new
+    context changes nothing until it is trained."""
 
-    def __init__(self, latent_channels: int, *, width: int = 64):
+    def __init__(self, in_channels: int, latent_channels: int, *, shift: float = 0.0, scale: float = 1.0,
+                 width: int = 64):
         super().__init__()
+        self.shift, self.scale = shift, scale
         layers: list[nn.Module] = []
-        cin = 3
+        cin = in_channels
         for _ in range(4):
             layers += [nn.Conv2d(cin, width, 5, stride=2, padding=2), nn.LeakyReLU(inplace=True)]
             cin = width
@@ -196,9 +201,20 @@ class PredictionContext(nn.Module):
             nn.init.zeros_(head.weight)
             nn.init.zeros_(head.bias)
 
-    def forward(self, pred: torch.Tensor) -> LatentCondition:
-        f = self.features(pred - RESIDUAL_OFFSET)
+    def forward(self, inputs: torch.Tensor) -> LatentCondition:
+        f = self.features((inputs + self.shift) * self.scale)
         return LatentCondition(**{k: head(f) for k, head in self.heads.items()})
+
+
+def prediction_context(config: "VideoModelConfig") -> LatentContext:
+    """The residual coder's context: the prediction, centred as the residual is."""
+    return LatentContext(3, config.residual.latent_channels, shift=-RESIDUAL_OFFSET)
+
+
+def motion_context(config: "VideoModelConfig") -> LatentContext:
+    """The motion coder's temporal context: the previous P-frame's decoded flow (pixels, scaled
+    to about unit size)."""
+    return LatentContext(2, config.motion.latent_channels, scale=1 / 8)
 
 
 FLOW_ESTIMATORS = ("net", "dis")
@@ -211,7 +227,8 @@ class VideoModelConfig:
     # the encoder's flow estimator: "net" = the learned FlowNet, "dis" = OpenCV's DIS
     flow_estimator: str = "net"
     loop_filter: bool = False  # a LoopFilter after each P-frame's reconstruction
-    conditional: bool = False  # a PredictionContext conditions the residual coder on the prediction
+    conditional: bool = False  # the residual coder is conditioned on the prediction (prediction_context)
+    motion_context: bool = False  # the motion coder is conditioned on the previous decoded flow (motion_context)
 
     def __post_init__(self):
         if self.flow_estimator not in FLOW_ESTIMATORS:
@@ -222,6 +239,7 @@ class VideoModelConfig:
 class PFrameResult:
     x_hat: torch.Tensor
     prediction: torch.Tensor
+    flow_hat: torch.Tensor  # the decoded flow (the next P-frame's temporal context)
     bits_motion: torch.Tensor  # (B,)
     bits_residual: torch.Tensor  # (B,)
     lmbda: torch.Tensor  # (B,)
@@ -241,11 +259,22 @@ class PFrameModel(nn.Module):
         if config.loop_filter:
             self.filter = LoopFilter()
         if config.conditional:
-            self.condition = PredictionContext(config.residual.latent_channels)
+            self.condition = prediction_context(config)
+        if config.motion_context:
+            self.motion_condition = motion_context(config)
 
     def residual_condition(self, pred: torch.Tensor) -> LatentCondition | None:
         """The residual coder's condition from the prediction (None: an unconditional model)."""
         return self.condition(pred) if self.config.conditional else None
+
+    def flow_condition(self, prev_flow: torch.Tensor | None, like: torch.Tensor) -> LatentCondition | None:
+        """The motion coder's condition from the previous P-frame's decoded flow (zero flow after an
+        I-frame or a frame without motion; None: a model without temporal motion context)."""
+        if not self.config.motion_context:
+            return None
+        if prev_flow is None:
+            prev_flow = like.new_zeros((like.shape[0], 2, *like.shape[-2:]))
+        return self.motion_condition(prev_flow)
 
     def reconstruct(self, pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
         """`reconstruct`, then the loop filter where the model has one."""
@@ -257,18 +286,21 @@ class PFrameModel(nn.Module):
         return dis_flow(x, ref) if self.config.flow_estimator == "dis" else self.flow(x, ref)
 
     def forward(self, x: torch.Tensor, ref: torch.Tensor, quality: torch.Tensor, *, amp: bool = False,
-                flow_ref: torch.Tensor | None = None) -> PFrameResult:
+                flow_ref: torch.Tensor | None = None, prev_flow: torch.Tensor | None = None) -> PFrameResult:
         """Training pass for one P-frame predicted from `ref` (the previous decoded frame), with
         motion estimated against `flow_ref` (the previous source frame, as the encoder does;
-        default `ref`)."""
+        default `ref`) and coded in the temporal context of `prev_flow` (the previous P-frame's
+        decoded flow; None after an I-frame)."""
         flow = codable_flow(self.estimate_flow(x, ref if flow_ref is None else flow_ref))
-        flow_hat, my, mz = self.motion.code(flow, quality, amp=amp)
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
+            motion_condition = self.flow_condition(prev_flow, x)
+        flow_hat, my, mz = self.motion.code(flow, quality, amp=amp, condition=motion_condition)
         pred = self.mc(ref, flow_hat)
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=amp):
             condition = self.residual_condition(pred)
         res_hat, ry, rz = self.residual.code(x - pred + RESIDUAL_OFFSET, quality, amp=amp, condition=condition)
         x_hat = self.reconstruct(pred, res_hat)
-        return PFrameResult(x_hat=x_hat, prediction=pred, bits_motion=my + mz, bits_residual=ry + rz,
+        return PFrameResult(x_hat=x_hat, prediction=pred, flow_hat=flow_hat, bits_motion=my + mz, bits_residual=ry + rz,
                             lmbda=self.residual.lmbda(quality))
 
 
@@ -306,5 +338,16 @@ def with_conditional(model: PFrameModel) -> PFrameModel:
         raise ValueError("the model is already conditional")
     new = copy.deepcopy(model)
     new.config = replace(model.config, conditional=True)
-    new.condition = PredictionContext(model.config.residual.latent_channels).to(next(model.parameters()).device)
+    new.condition = prediction_context(new.config).to(next(model.parameters()).device)
+    return new
+
+
+def with_motion_context(model: PFrameModel) -> PFrameModel:
+    """A copy of `model` whose motion coder is conditioned on the previous P-frame's decoded flow
+    (`motion_context`, zero-initialised): it codes exactly as before until the context is trained."""
+    if model.config.motion_context:
+        raise ValueError("the model already has a temporal motion context")
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, motion_context=True)
+    new.motion_condition = motion_context(new.config).to(next(model.parameters()).device)
     return new

@@ -37,7 +37,7 @@ def save_video_weights(model: PFrameModel, path: str | os.PathLike, *, name: str
     tables = {role: build_tables(getattr(model, role)) for role in ROLES}
     cfg = {**{role: config_json(getattr(model.config, role)) for role in ROLES},
            "flow_estimator": model.config.flow_estimator, "loop_filter": model.config.loop_filter,
-           **({"conditional": True} if model.config.conditional else {})}
+           **{k: True for k in ("conditional", "motion_context") if getattr(model.config, k)}}
     write_weights_file(path, model, tables=tables, metadata={"name": name, "config": json.dumps(cfg)}, half=half)
 
 
@@ -47,7 +47,8 @@ def load_video_weights(path: str | os.PathLike, *, device: str | torch.device = 
     model = PFrameModel(VideoModelConfig(**{role: config_from_json(cfg[role]) for role in ROLES},
                                          flow_estimator=cfg.get("flow_estimator", "net"),
                                          loop_filter=bool(cfg.get("loop_filter", False)),
-                                         conditional=bool(cfg.get("conditional", False))))
+                                         conditional=bool(cfg.get("conditional", False)),
+                                         motion_context=bool(cfg.get("motion_context", False))))
     model.load_state_dict(f.state)
     model.eval().to(device)
     if set(f.tables) != set(ROLES):

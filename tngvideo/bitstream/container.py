@@ -3,6 +3,12 @@
 One data stream (`bin_data`) carries one packet per frame, with pts/duration in the source's
 time base. A JSON sequence header sits in the container's `comment` tag. Audio streams of the
 source, its subtitle streams and chapters are copied into the same file packet for packet.
+
+The data track's sample entry is tagged `tngv` (`DATA_TAG`). FFmpeg's MP4 muxer can only write
+`gpmd` (GoPro telemetry) for a generic data track and PyAV cannot set another tag, so the tag is
+patched in the muxed file's `stsd` box (`retag_data_track`). Files written before carry `gpmd`
+and still read: the reader takes the data track whatever its tag (FFmpeg keeps a track with an
+unknown sample entry as a data stream and reads its packets).
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ MAX_RATIONAL = 2**31 - 1  # FFmpeg's rationals are 32-bit
 MAX_TICKS = 2**62  # timestamps: FFmpeg's are 64-bit, with room for sums
 MAX_MODELS, MAX_NAME = 8, 256  # role -> "name:weights-hash" entries in `models`
 COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")  # FFmpeg's enums, 0-255
+DATA_TAG = b"tngv"  # the data track's sample-entry fourcc
+MUXER_DATA_TAG = b"gpmd"  # what FFmpeg's MP4 muxer writes there (and files before DATA_TAG carry)
 
 
 @dataclass
@@ -204,7 +212,22 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
             out.mux(pk)
         if pt is not None:
             mux_passthrough(pt, out, passthrough_range)
+    if isinstance(target, (str, os.PathLike)):
+        with open(target, "r+b") as f:
+            retag_data_track(f)
+    elif _seekable(target):
+        target.seek(0)
+        retag_data_track(target)
+        target.seek(0, os.SEEK_END)
+    # a pipe cannot be rewritten: the track keeps the muxer's tag, which reads the same
     return pt.warnings if pt is not None else []
+
+
+def _seekable(f) -> bool:
+    try:
+        return f.seekable() and f.readable() and f.writable()
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 FMP4_OPTIONS = {
@@ -224,6 +247,107 @@ def _boxes(data: bytes) -> Iterator[tuple[bytes, int, int]]:
             raise BitstreamError("malformed MP4 box")
         yield kind, i, size
         i += size
+
+
+def _children(data, start: int, end: int) -> Iterator[tuple[bytes, int, int, int]]:
+    """The ISO BMFF boxes in data[start:end]: (type, offset, header size, size), with 64-bit
+    sizes (size 1) and a last box that runs to the end (size 0)."""
+    i = start
+    while i + 8 <= end:
+        size, kind = struct.unpack(">I4s", data[i:i + 8])
+        head = 8
+        if size == 1:
+            if i + 16 > end:
+                raise BitstreamError("malformed MP4 box")
+            size, head = struct.unpack(">Q", data[i + 8:i + 16])[0], 16
+        elif size == 0:
+            size = end - i
+        if size < head or i + size > end:
+            raise BitstreamError("malformed MP4 box")
+        yield kind, i, head, size
+        i += size
+
+
+def _child(data, box: tuple[bytes, int, int, int], kind: bytes) -> tuple[bytes, int, int, int] | None:
+    _, off, head, size = box
+    return next((b for b in _children(data, off + head, off + size) if b[0] == kind), None)
+
+
+def _data_track_entry(moov, moov_box: tuple[bytes, int, int, int]) -> int:
+    """Offset in `moov` of the sample-entry type of the tngvideo data track: the one track whose
+    handler is a timed-metadata one ('meta') named `HANDLER` and whose `stsd` holds one entry
+    (moov > trak > mdia > hdlr, and mdia > minf > stbl > stsd)."""
+    found = []
+    for trak in _children(moov, moov_box[1] + moov_box[2], moov_box[1] + moov_box[3]):
+        if trak[0] != b"trak" or (mdia := _child(moov, trak, b"mdia")) is None:
+            continue
+        hdlr = _child(moov, mdia, b"hdlr")
+        if hdlr is None:
+            continue
+        body = bytes(moov[hdlr[1] + hdlr[2]:hdlr[1] + hdlr[3]])  # version+flags, pre_defined, type, reserved, name
+        if body[8:12] != b"meta" or body[24:].split(b"\0", 1)[0] != HANDLER.encode():
+            continue
+        box = mdia
+        for kind in (b"minf", b"stbl", b"stsd"):
+            box = box and _child(moov, box, kind)
+        if box is None:
+            raise BitstreamError("malformed MP4 (the tngvideo track has no sample description)")
+        _, off, head, size = box
+        start = off + head + 8  # after version+flags and the entry count
+        if size < head + 16 or struct.unpack(">I", moov[off + head + 4:start])[0] != 1:
+            raise BitstreamError("malformed MP4 (the tngvideo track needs one sample entry)")
+        found.append(start + 4)
+    if len(found) != 1:
+        raise BitstreamError(f"expected one tngvideo data track in the MP4, found {len(found)}")
+    return found[0]
+
+
+def _retag_at(moov) -> int | None:
+    """Where `DATA_TAG` goes in `moov` (bytes starting with the moov box), or None if it is there."""
+    at = _data_track_entry(moov, next(_children(moov, 0, len(moov))))
+    tag = bytes(moov[at:at + 4])
+    if tag not in (MUXER_DATA_TAG, DATA_TAG):
+        raise BitstreamError(f"unexpected sample entry {tag!r} on the tngvideo track")
+    return None if tag == DATA_TAG else at
+
+
+def retag_moov(data: bytearray) -> None:
+    """Set the tngvideo data track's sample-entry tag to `DATA_TAG` in an MP4 held in memory
+    (an init segment: ftyp + moov); one that carries it already is left as it is."""
+    moov = next((b for b in _children(data, 0, len(data)) if b[0] == b"moov"), None)
+    if moov is None:
+        raise BitstreamError("malformed MP4 (no moov box)")
+    at = _retag_at(memoryview(data)[moov[1]:moov[1] + moov[3]])
+    if at is not None:
+        data[moov[1] + at:moov[1] + at + 4] = DATA_TAG
+
+
+def retag_data_track(f) -> None:
+    """`retag_moov` on an MP4 file open for reading and writing: the top-level boxes are walked by
+    their headers (the media data is not read), the moov box is read and its 4 bytes rewritten."""
+    f.seek(0, os.SEEK_END)
+    end = f.tell()
+    pos = 0
+    while pos + 8 <= end:
+        f.seek(pos)
+        head = f.read(16)
+        size, kind = struct.unpack(">I4s", head[:8])
+        if size == 1 and len(head) == 16:
+            size = struct.unpack(">Q", head[8:16])[0]
+        elif size == 0:
+            size = end - pos
+        if size < 8 or pos + size > end:
+            raise BitstreamError("malformed MP4 box")
+        if kind == b"moov":
+            f.seek(pos)
+            at = _retag_at(f.read(size))
+            if at is not None:
+                f.seek(pos + at)
+                f.write(DATA_TAG)
+                f.flush()
+            return
+        pos += size
+    raise BitstreamError("malformed MP4 (no moov box)")
 
 
 def write_fmp4_segment(header: SequenceHeader, packets: list[tuple[bytes, int, int]]) -> tuple[bytes, bytes]:
@@ -246,7 +370,9 @@ def write_fmp4_segment(header: SequenceHeader, packets: list[tuple[bytes, int, i
             pk.time_base = tb
             pk.stream = stream
             out.mux(pk)
-    data = buf.getvalue()
+    data = bytearray(buf.getvalue())
+    retag_moov(data)
+    data = bytes(data)
     boxes = list(_boxes(data))
     first = next(o for k, o, _ in boxes if k == b"moof")
     media = b"".join(data[o:o + n] for k, o, n in boxes if k in (b"moof", b"mdat"))

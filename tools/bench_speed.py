@@ -9,8 +9,9 @@ The frames are the first frames of a real clip (default: the bikes dev clip), re
 size. tngvideo encodes with the shipped models at --quality (GOP 16: one I-frame, then
 P-frames); x264 codes the same frames at crf 23, yuv420p, through PyAV, and its decode time
 includes the conversion to RGB, as tngvideo's does. Threads: torch's default (all cores) unless
---threads. Pixel identity: the file is decoded again at 1 thread (and on CUDA, where present)
-and compared with the first decode, value by value.
+--threads (x264 gets as many). Pixel identity: the file is decoded again at another thread
+count (1, or 2 when the run uses 1) and on CUDA, where present, and compared with the first
+decode, value by value.
 """
 
 from __future__ import annotations
@@ -47,11 +48,11 @@ def frames_at(src: Path, size: tuple[int, int], n: int) -> list[np.ndarray]:
     return [cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA if w < x.shape[1] else cv2.INTER_CUBIC) for x in rgb]
 
 
-def x264_speed(frames: list[np.ndarray], path: Path) -> dict:
+def x264_speed(frames: list[np.ndarray], path: Path, threads: int) -> dict:
     h, w = frames[0].shape[:2]
     t0 = time.perf_counter()
     with av.open(str(path), "w") as out:
-        s = out.add_stream("libx264", rate=25, options={"crf": "23", "preset": "medium"})
+        s = out.add_stream("libx264", rate=25, options={"crf": "23", "preset": "medium", "threads": str(threads)})
         s.width, s.height, s.pix_fmt = w, h, "yuv420p"
         for x in frames:
             for p in s.encode(av.VideoFrame.from_ndarray(x, format="rgb24").reformat(format="yuv420p")):
@@ -61,6 +62,7 @@ def x264_speed(frames: list[np.ndarray], path: Path) -> dict:
     enc = time.perf_counter() - t0
     t0 = time.perf_counter()
     with av.open(str(path)) as inp:
+        inp.streams.video[0].thread_count = threads
         n = sum(1 for f in inp.decode(video=0) if f.to_ndarray(format="rgb24") is not None)
     dec = time.perf_counter() - t0
     return {"encode_fps": round(len(frames) / enc, 3), "decode_fps": round(n / dec, 3), "bytes": path.stat().st_size}
@@ -107,13 +109,14 @@ def main() -> int:
             row = {"size": size_text, "frames": n, "quality": args.quality, "threads": threads,
                    "tng": {"encode_fps": round(n / enc, 3), "decode_fps": round(n / dec, 3),
                            "bytes": path.stat().st_size, "psnr": round(float(np.mean(seq.psnr)), 2)},
-                   "x264_medium": x264_speed(frames, Path(tmp) / f"{size_text}.mp4")}
+                   "x264_medium": x264_speed(frames, Path(tmp) / f"{size_text}.mp4", threads)}
             row["decode_fps_ratio_vs_x264"] = round(row["tng"]["decode_fps"] / row["x264_medium"]["decode_fps"], 5)
             row["encode_fps_ratio_vs_x264"] = round(row["tng"]["encode_fps"] / row["x264_medium"]["encode_fps"], 5)
-            torch.set_num_threads(1)
-            one, _ = tng_decode(path, codecs)
+            other = 2 if threads == 1 else 1
+            torch.set_num_threads(other)
+            again, _ = tng_decode(path, codecs)
             torch.set_num_threads(threads)
-            row["differing_values_1_thread_vs_%d" % threads] = differing(rgb, one)
+            row[f"differing_values_{other}_threads_vs_{threads}"] = differing(rgb, again)
             if torch.cuda.is_available():
                 try:
                     gpu_codecs = load_video_codecs(device="cuda")

@@ -19,8 +19,9 @@
 #   bash tools/gpu_session.sh join DIR               # here: the parts back into DIR/image.safetensors, video...
 # Resume a second call from the first one's weights: join them, copy them with their JSON into
 # .gpu/resume/ and set IMAGE_INIT=.gpu/resume/image.safetensors VIDEO_INIT=.gpu/resume/video.safetensors.
-# VIDEO_ARGS passes more to the video run: VIDEO_ARGS="--conditional --motion-context --stage conditional"
-# trains the conditional coder's contexts (then VIDEO_ARGS="--stage joint" with that model as VIDEO_INIT).
+# VIDEO_PLAN=conditional converts the video model to a conditional coder (prediction and temporal
+# motion contexts, zero-initialised), trains the contexts alone for the first half of the time
+# (VIDEO_CTX_LR, default 3e-4) and then everything (VIDEO_LR); VIDEO_ARGS passes more to the video run.
 # DEVICE=cpu (with IMAGE_BATCH, VIDEO_BATCH, CROP) tries the plumbing here; `rehearse` does that.
 # Record a run's throughput: python tools/gpu_runs.py DIR --kind gpu --command "..." (results/gpu_runs.json).
 # Evaluate and ship the weights here: tools/bench_image.py, tools/bench_video.py, tools/ship_weights.py.
@@ -87,12 +88,22 @@ train() {
     pids+=($!)
   fi
   if [[ $what == both || $what == video ]]; then
-    timeout -s TERM "$secs" $PY tools/train_video.py --stage joint "${common[@]}" --init "$video_init" \
-      --out "$work/video.safetensors" --records none \
-      --set "photos=[$GPU/photos]" --set "clips=[$GPU/clips]" --set crop="${CROP:-256}" --set batch="${VIDEO_BATCH:-0}" \
-      --set rollout=4 --set synthetic_fraction=0.25 --set schedule_by=time --set peak_lr="${VIDEO_LR:-0.0001}" \
-      --set warmup_steps=20 --set save_every=1000000 --set save_every_minutes=2 ${VIDEO_ARGS:-} \
-      > "$work/video.out" 2>&1 &
+    video_run() {  # video_run INIT UNTIL LR ARGS...: one video training run into $work/video.safetensors
+      local init=$1 stop=$2 lr=$3
+      shift 3
+      timeout -s TERM "$secs" $PY tools/train_video.py --stage joint --device "$device" --minutes "$minutes" \
+        --until "$stop" --half --init "$init" --out "$work/video.safetensors" --records none \
+        --set "photos=[$GPU/photos]" --set "clips=[$GPU/clips]" --set crop="${CROP:-256}" --set batch="${VIDEO_BATCH:-0}" \
+        --set rollout=4 --set synthetic_fraction=0.25 --set schedule_by=time --set peak_lr="$lr" \
+        --set warmup_steps=20 --set save_every=1000000 --set save_every_minutes=2 "$@" ${VIDEO_ARGS:-}
+    }
+    if [[ ${VIDEO_PLAN:-joint} == conditional ]]; then  # the contexts alone for half the time, then everything
+      local half=$(( $(date +%s) + (until - $(date +%s)) / 2 ))
+      ( video_run "$video_init" "$half" "${VIDEO_CTX_LR:-0.0003}" --conditional --motion-context --stage conditional \
+        && video_run "$work/video.safetensors" "$until" "${VIDEO_LR:-0.0001}" ) > "$work/video.out" 2>&1 &
+    else
+      video_run "$video_init" "$until" "${VIDEO_LR:-0.0001}" > "$work/video.out" 2>&1 &
+    fi
     pids+=($!)
   fi
   local rc=0

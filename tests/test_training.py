@@ -8,7 +8,6 @@ import torch
 from PIL import Image
 
 from conftest import make_clip, natural_image
-from tngvideo.train.data import list_images
 from tngvideo.train.device_data import ClipPairs, PackedFrames, SyntheticMotion, load_photos
 from tngvideo.train.loop import TrainConfig, lr_at
 from tngvideo.train.overrides import load_config

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".ppm"}
 
 

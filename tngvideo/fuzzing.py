@@ -294,21 +294,11 @@ def mux_raw(target, comment: str, packets: list[tuple[bytes, int, int]], time_ba
     `write_tngv`): for headers crafted to be wrong."""
     import av
 
-    from tngvideo.bitstream.passthrough import TNGV_HANDLER
+    from tngvideo.bitstream.container import add_frame_stream, mux_frame_packets
 
     target = target if hasattr(target, "write") else str(target)  # a path, or a binary file object
     with av.open(target, "w", format="mp4", options={"movflags": "use_metadata_tags"}) as out:
-        out.metadata["comment"] = comment
-        stream = out.add_data_stream("bin_data")
-        stream.time_base = time_base
-        stream.metadata["handler_name"] = TNGV_HANDLER
-        for data, pts, duration in packets:
-            pk = av.Packet(data)
-            pk.pts = pk.dts = pts
-            pk.duration = max(1, duration)
-            pk.time_base = time_base
-            pk.stream = stream
-            out.mux(pk)
+        mux_frame_packets(out, add_frame_stream(out, comment, time_base), packets, time_base)
 
 
 def make_seeds(workdir: Path) -> tuple[list[Seed], list[Seed]]:

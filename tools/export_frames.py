@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tngvideo.fileio import atomic_folder  # noqa: E402
-from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip, read_frames  # noqa: E402
+from tngvideo.train.video_data import clip_sources, read_clip, read_frames  # noqa: E402
 
 
 def write_frames(frames: list[np.ndarray], folder: Path, quality: int | None = None) -> int:
@@ -58,15 +58,11 @@ def main() -> int:
     if out.exists():
         print(f"error: {out} exists", file=sys.stderr)
         return 2
-    jobs: list[tuple[str, object]] = []
     for root in map(Path, args.roots):
         if not root.is_dir():
             print(f"error: {root} is not a folder", file=sys.stderr)
             return 2
-        jobs += [(f.relative_to(root).with_suffix("").as_posix().replace("/", "_"), f)
-                 for f in sorted(root.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES]
-        jobs += [(d.relative_to(root).as_posix().replace("/", "_") or root.name, files)
-                 for d, files in frame_folders(root)]
+    jobs = clip_sources(args.roots)
     if not jobs:
         print("error: no clips or frame folders found", file=sys.stderr)
         return 2

@@ -33,23 +33,10 @@ sys.path.insert(0, str(ROOT))
 
 from tngvideo.fileio import atomic_folder  # noqa: E402
 from tngvideo.train.overrides import load_config  # noqa: E402
-from tngvideo.train.video_data import VIDEO_SUFFIXES, frame_folders, read_clip, read_frames  # noqa: E402
+from tngvideo.train.video_data import clip_sources, read_clip, read_frames  # noqa: E402
 
 
 PIX_FMT = "yuv444p"  # no chroma subsampling: the training frames are RGB
-
-
-def sources(roots: list[Path]) -> list[tuple[str, object]]:
-    jobs: list[tuple[str, object]] = []
-    for root in roots:
-        if root.is_file():
-            jobs.append((root.stem, root))
-            continue
-        jobs += [(f.relative_to(root).with_suffix("").as_posix().replace("/", "_"), f)
-                 for f in sorted(root.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES]
-        jobs += [(d.relative_to(root).as_posix().replace("/", "_") or root.name, files)
-                 for d, files in frame_folders(root)]
-    return jobs
 
 
 def encode(frames: list[np.ndarray], path: Path, crf: int) -> None:
@@ -104,7 +91,7 @@ def main() -> int:
     if missing or not roots:
         print(f"error: {missing[0] if missing else 'no clips given'}: not found", file=sys.stderr)
         return 2
-    jobs = sources(roots)
+    jobs = clip_sources(roots)
     if not jobs:
         print("error: no clips or frame folders found", file=sys.stderr)
         return 2

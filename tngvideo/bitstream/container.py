@@ -183,6 +183,28 @@ class DemuxedPacket:
     duration: int
 
 
+def add_frame_stream(out, comment: str, time_base: Fraction):
+    """The tngvideo data track of an MP4 being written, with `comment` (the sequence header) as
+    the file's comment tag."""
+    out.metadata["comment"] = comment
+    stream = out.add_data_stream("bin_data")
+    stream.time_base = time_base
+    stream.metadata["handler_name"] = HANDLER
+    return stream
+
+
+def mux_frame_packets(out, stream, packets: list[tuple[bytes, int, int]], time_base: Fraction) -> None:
+    """(packet bytes, pts, duration) triples in `time_base` into the data track `stream` (the
+    muxer may change the stream's own time base once it starts)."""
+    for data, pts, duration in packets:
+        pk = av.Packet(data)
+        pk.pts = pk.dts = pts
+        pk.duration = max(1, duration)  # a zero duration makes MP4 drop the packet
+        pk.time_base = time_base
+        pk.stream = stream
+        out.mux(pk)
+
+
 def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, int]],
                *, passthrough_source: str | Path | None = None, fragmented: bool = False,
                passthrough_drop: tuple[str, ...] = (),
@@ -197,19 +219,10 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
         opts = {"movflags": "empty_moov+delay_moov+default_base_moof+use_metadata_tags", "frag_duration": "1000000"}
     tb = header.tb
     with av.open(target, "w", format="mp4", options=opts) as out:
-        out.metadata["comment"] = header.to_json()
-        stream = out.add_data_stream("bin_data")
-        stream.time_base = tb
-        stream.metadata["handler_name"] = HANDLER
+        stream = add_frame_stream(out, header.to_json(), tb)
         pt = (add_passthrough(str(passthrough_source), out, drop=passthrough_drop)
               if passthrough_source is not None else None)
-        for data, pts, duration in packets:
-            pk = av.Packet(data)
-            pk.pts = pk.dts = pts
-            pk.duration = max(1, duration)  # a zero duration makes MP4 drop the packet
-            pk.time_base = tb
-            pk.stream = stream
-            out.mux(pk)
+        mux_frame_packets(out, stream, packets, tb)
         if pt is not None:
             mux_passthrough(pt, out, passthrough_range)
     if isinstance(target, (str, os.PathLike)):
@@ -359,17 +372,7 @@ def write_fmp4_segment(header: SequenceHeader, packets: list[tuple[bytes, int, i
     buf = io.BytesIO()
     tb = header.tb
     with av.open(buf, "w", format="mp4", options=dict(FMP4_OPTIONS)) as out:
-        out.metadata["comment"] = header.to_json()
-        stream = out.add_data_stream("bin_data")
-        stream.time_base = tb
-        stream.metadata["handler_name"] = HANDLER
-        for data, pts, duration in packets:
-            pk = av.Packet(data)
-            pk.pts = pk.dts = pts
-            pk.duration = max(1, duration)
-            pk.time_base = tb
-            pk.stream = stream
-            out.mux(pk)
+        mux_frame_packets(out, add_frame_stream(out, header.to_json(), tb), packets, tb)
     data = bytearray(buf.getvalue())
     retag_moov(data)
     data = bytes(data)

@@ -64,6 +64,21 @@ def read_clip(path: str | Path, *, max_frames: int, max_side: int) -> list[np.nd
     return frames
 
 
+def clip_sources(roots: list[str | Path]) -> list[tuple[str, Path | list[Path]]]:
+    """Every clip under (or named by) `roots`, named for export: (name, video file) or (name,
+    frame files of a frame folder); names are paths below their root with '/' turned to '_'."""
+    jobs: list[tuple[str, Path | list[Path]]] = []
+    for root in map(Path, roots):
+        if root.is_file():
+            jobs.append((root.stem, root))
+            continue
+        jobs += [(f.relative_to(root).with_suffix("").as_posix().replace("/", "_"), f)
+                 for f in sorted(root.rglob("*")) if f.suffix.lower() in VIDEO_SUFFIXES]
+        jobs += [(d.relative_to(root).as_posix().replace("/", "_") or root.name, files)
+                 for d, files in frame_folders(root)]
+    return jobs
+
+
 def named_clips(roots: list[str | Path], *, max_frames: int, max_side: int) -> list[tuple[Path, list[np.ndarray]]]:
     """Every video file and frame folder under (or named by) `roots`: its path and its first
     `max_frames` RGB8 frames."""

@@ -320,34 +320,30 @@ def with_video_context(model: PFrameModel, roles: tuple[str, ...] = CODER_ROLES)
     return new
 
 
+def _with_part(model: PFrameModel, flag: str, attr: str, make, what: str) -> PFrameModel:
+    """A copy of `model` with config `flag` set and a new (zero-initialised) part `make(config)` as
+    `attr`, on the model's device."""
+    if getattr(model.config, flag):
+        raise ValueError(f"the model already has {what}")
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, **{flag: True})
+    setattr(new, attr, make(new.config).to(next(model.parameters()).device))
+    return new
+
+
 def with_loop_filter(model: PFrameModel) -> PFrameModel:
     """A copy of `model` with a (zero-initialised) loop filter: it codes exactly as before until
     the filter is trained."""
-    if model.config.loop_filter:
-        raise ValueError("the model already has a loop filter")
-    new = copy.deepcopy(model)
-    new.config = replace(model.config, loop_filter=True)
-    new.filter = LoopFilter().to(next(model.parameters()).device)
-    return new
+    return _with_part(model, "loop_filter", "filter", lambda _: LoopFilter(), "a loop filter")
 
 
 def with_conditional(model: PFrameModel) -> PFrameModel:
-    """A copy of `model` whose residual coder is conditioned on the prediction (`PredictionContext`,
+    """A copy of `model` whose residual coder is conditioned on the prediction (`prediction_context`,
     zero-initialised): it codes exactly as before until the context is trained."""
-    if model.config.conditional:
-        raise ValueError("the model is already conditional")
-    new = copy.deepcopy(model)
-    new.config = replace(model.config, conditional=True)
-    new.condition = prediction_context(new.config).to(next(model.parameters()).device)
-    return new
+    return _with_part(model, "conditional", "condition", prediction_context, "a prediction context")
 
 
 def with_motion_context(model: PFrameModel) -> PFrameModel:
     """A copy of `model` whose motion coder is conditioned on the previous P-frame's decoded flow
     (`motion_context`, zero-initialised): it codes exactly as before until the context is trained."""
-    if model.config.motion_context:
-        raise ValueError("the model already has a temporal motion context")
-    new = copy.deepcopy(model)
-    new.config = replace(model.config, motion_context=True)
-    new.motion_condition = motion_context(new.config).to(next(model.parameters()).device)
-    return new
+    return _with_part(model, "motion_context", "motion_condition", motion_context, "a temporal motion context")

@@ -5,7 +5,8 @@
     python tools/train_entropy.py --video --context --minutes 60 --out runs/video/ctx.safetensors
 
 --context adds the checkerboard context model to weights that have none (it starts as the
-plain hyperprior). g_a runs once per training photo and orientation; the steps then train the
+plain hyperprior); --channel-slices N adds a channel-wise context over N latent slices on top of
+it (it starts as the checkerboard model). g_a runs once per training photo and orientation; the steps then train the
 hyperprior and context networks on crops of those latents (tngvideo.train.entropy_fit).
 --video fits the P-frame model's residual and motion coders instead, on the latents they code
 when the training clips are coded in closed loop at several qualities
@@ -32,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from tngvideo.analysis.records import append_record  # noqa: E402
 from tngvideo.fileio import atomic_write_bytes  # noqa: E402
 from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.model import with_context  # noqa: E402
+from tngvideo.image.model import with_channel_context, with_context  # noqa: E402
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
 from tngvideo.image.weights import build_tables, load_weights, save_weights  # noqa: E402
 from tngvideo.train.data import list_images  # noqa: E402
@@ -90,6 +91,8 @@ def fit_image(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
         if model.config.context:
             raise ValueError("these weights already have a context model")
         model = with_context(model)
+    if args.channel_slices:
+        model = with_channel_context(model, args.channel_slices)
     paths = list_images(cfg.data)
     if not paths:
         raise ValueError(f"no images in {cfg.data}")
@@ -101,7 +104,8 @@ def fit_image(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     save_weights(model, out, name=args.name or DEFAULT_MODEL, tables=build_tables(model))
-    return init, {"init": init.stem, "context_added": args.context, "config": asdict(cfg), "steps": res.steps,
+    return init, {"init": init.stem, "context_added": args.context, "channel_slices_added": args.channel_slices,
+                  "config": asdict(cfg), "steps": res.steps,
                   "crops_seen": res.crops_seen, "wall_seconds": round(res.wall_seconds), "latents": len(latents),
                   "device": f"{platform.machine()} CPU, {torch.get_num_threads()} threads",
                   "eval": [r for r in res.log if "eval_bpp" in r]}
@@ -112,6 +116,8 @@ def main() -> int:
     ap.add_argument("--video", action="store_true", help="fit the P-frame model's coders (default: the image model)")
     ap.add_argument("--init", default=None, help="weights to start from (default: the shipped image / newest video model)")
     ap.add_argument("--context", action="store_true", help="add a checkerboard context model first")
+    ap.add_argument("--channel-slices", type=int, default=0,
+                    help="add a channel-wise context over this many latent slices first (image model)")
     ap.add_argument("--out", default=str(ROOT / "runs/image/entropy.safetensors"))
     ap.add_argument("--name", default=None)
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -132,6 +138,9 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.channel_slices and args.video:
+        print("error: --channel-slices is for the image model", file=sys.stderr)
+        return 2
     if args.eval is None:
         args.eval = [str(SHARED / ("video/dev" if args.video else "kodak"))]
     try:

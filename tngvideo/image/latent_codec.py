@@ -11,6 +11,11 @@ With a context model the latent stream holds two groups: the checkerboard's anch
 above, then the other half, whose scale indices come from `ExactNet(ctx_s)` over the anchors'
 symbols and the hyperprior's fixed-point log-scales (exact again) and whose means come from
 `ctx_m` over the decoded anchors (float).
+
+With a channel-wise context as well, each pass codes the latent's channel slices one after
+another: a slice's log-scales are corrected by `ExactNet(chan_s[i])` over the symbols of the
+slices already decoded (exact), its means by `chan_m[i]` over their values (float). One walk
+over the groups (`_walk`) serves encoder and decoder alike.
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ class LatentCodec:
         # explicit step: integer versions of the scale networks, from the weights
         self._scale_net = ExactNet(coder.h_s)
         self._context_net = ExactNet(coder.ctx_s, in_bits=ACT_BITS) if coder.config.context else None
+        self._channel_nets = [ExactNet(n, in_bits=ACT_BITS) for n in getattr(coder, "chan_s", [])]
         self._hyper_bits = float(tables.hyper.least_bits().sum())  # one hyper-latent position, all channels
         self._latent_bits = float(tables.latent.least_bits().min())  # one latent symbol
 
@@ -84,14 +90,41 @@ class LatentCodec:
     def _indices(self, log_scale_fp: torch.Tensor) -> np.ndarray:
         return self.coder.gaussian.scale_index(log_scale_fp, ACT_BITS).numpy()
 
-    def _context(self, anchor_sym: torch.Tensor, log_scale_fp: torch.Tensor, mean: torch.Tensor
-                 ) -> tuple[np.ndarray, torch.Tensor]:
-        """Scale indices and means of the non-anchors from the anchors' symbols (zero elsewhere)."""
-        assert self._context_net is not None
-        anchor_sym = anchor_sym.cpu().double()
-        d_scale = self._context_net(torch.cat([anchor_sym * float(1 << ACT_BITS), log_scale_fp], dim=1))
-        d_mean = self.coder.context_mean_delta(anchor_sym.to(device=mean.device, dtype=mean.dtype), mean)
-        return self._indices(log_scale_fp + d_scale), mean + d_mean
+    def _walk(self, log_scale_fp: torch.Tensor, mean: torch.Tensor, code) -> torch.Tensor:
+        """The context model's groups in coding order, for encoder and decoder alike.
+
+        `code(mask, indices, mean, channels)` codes (or decodes) the symbols of one group: the
+        positions `mask` (bool, shaped like the slice) of the channel range `channels`, whose
+        tables are `indices` and means `mean`; it returns the slice's symbols (zero outside the
+        mask) as a float tensor on the means' device. Returns the means the symbols were coded
+        against (the decoded latent is symbols + means)."""
+        coder = self.coder
+        dev = mean.device
+        anchor = checkerboard_anchors(mean.shape[-2:], dev)
+        keep = 1.0 - anchor
+
+        def run(second_pass, means, scales_fp, mask, known_sym, known_val):
+            out_m, syms, vals = [], [], []
+            for k, (a, b) in enumerate(coder.config.slices):
+                m_k, s_k = means[:, a:b], scales_fp[:, a:b]
+                if k > 0:
+                    i = coder.channel_net_index(k, second_pass)
+                    prev_sym, prev_val = torch.cat(syms, 1), torch.cat(vals, 1)
+                    s_k = s_k + self._channel_nets[i](torch.cat([prev_sym.cpu().double() * float(1 << ACT_BITS),
+                                                                 s_k], dim=1))
+                    m_k = m_k + coder.chan_m[i](torch.cat([prev_val, m_k], dim=1)) * mask
+                sym_k = code(mask.bool().expand_as(m_k), self._indices(s_k), m_k, (a, b))
+                val_k = (sym_k + m_k) * mask
+                syms.append(sym_k if known_sym is None else known_sym[:, a:b] + sym_k)
+                vals.append(val_k if known_val is None else known_val[:, a:b] + val_k)
+                out_m.append(m_k)
+            return torch.cat(out_m, 1), torch.cat(syms, 1), torch.cat(vals, 1)
+
+        a_mean, a_sym, a_val = run(False, mean, log_scale_fp, anchor, None, None)
+        d_scale = self._context_net(torch.cat([a_sym.cpu().double() * float(1 << ACT_BITS), log_scale_fp], dim=1))
+        n_mean = mean + self.coder.ctx_m(torch.cat([a_val, mean], dim=1)) * keep
+        n_mean, _, _ = run(True, n_mean, log_scale_fp + d_scale * keep.cpu().double(), keep, a_sym, a_val)
+        return torch.where(anchor.bool(), a_mean, n_mean)
 
     def hyper_shape(self, latent_shape: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         b, _, h, w = latent_shape
@@ -107,23 +140,30 @@ class LatentCodec:
         log_scale_fp, mean = self._side(z_sym, y.device)
         if mean_offset is not None:
             mean = mean + mean_offset
-        indices = self._indices(log_scale_fp)
-        y_sym = torch.round(y - mean)
-        if self._context_net is not None:
-            anchor = checkerboard_anchors(y.shape[-2:], y.device).bool().expand_as(y)
-            ctx_indices, ctx_mean = self._context(torch.where(anchor, y_sym, 0.0), log_scale_fp, mean)
-            mean = torch.where(anchor, mean, ctx_mean)
+        if self._context_net is None:
+            indices = self._indices(log_scale_fp)
             y_sym = torch.round(y - mean)
-            groups_mask = anchor.cpu().numpy()
-            indices = np.where(groups_mask, indices, ctx_indices)
+            y_np = y_sym.cpu().numpy().astype(np.int64)
+            groups = [(y_np, indices)]
+        else:
+            y_np = np.zeros(y.shape, dtype=np.int64)
+            indices = np.zeros(y.shape, dtype=np.int64)
+            groups = []
+
+            def code(mask, idx, m_k, channels):
+                a, b = channels
+                sym = torch.where(mask, torch.round(y[:, a:b] - m_k), 0.0)
+                mask_np, sym_np = mask.cpu().numpy(), sym.cpu().numpy().astype(np.int64)
+                groups.append((sym_np[mask_np], idx[mask_np]))
+                y_np[:, a:b][mask_np] = sym_np[mask_np]
+                indices[:, a:b][mask_np] = idx[mask_np]
+                return sym
+
+            mean = self._walk(log_scale_fp, mean, code)
+            y_sym = torch.from_numpy(y_np.astype(np.float32)).to(y.device)
         z_np = z_sym.numpy().astype(np.int64)
-        y_np = y_sym.cpu().numpy().astype(np.int64)
         h_idx = self._hyper_indices(z_np.shape)
         est = self.tables.hyper.bits(z_np.ravel(), h_idx.ravel()) + self.tables.latent.bits(y_np.ravel(), indices.ravel())
-        if self._context_net is not None:
-            groups = [(y_np[groups_mask], indices[groups_mask]), (y_np[~groups_mask], indices[~groups_mask])]
-        else:
-            groups = [(y_np, indices)]
         streams = LatentStreams(
             hyper=encode_symbols(z_np, h_idx, self.tables.hyper),
             latent=encode_symbol_groups(groups, self.tables.latent),
@@ -157,17 +197,20 @@ class LatentCodec:
             log_scale_fp, mean = self._side(z_sym, device)
             if mean_offset is not None:
                 mean = mean + mean_offset
-            indices = self._indices(log_scale_fp)
             reader = SymbolDecoder(streams.latent)
             if self._context_net is None:
-                y_np = reader.decode(indices, self.tables.latent)
+                y_np = reader.decode(self._indices(log_scale_fp), self.tables.latent)
             else:
-                anchor = checkerboard_anchors(latent_shape[-2:]).bool().expand(latent_shape).numpy()
                 y_np = np.zeros(latent_shape, dtype=np.int64)
-                y_np[anchor] = reader.decode(indices[anchor], self.tables.latent)
-                ctx_indices, ctx_mean = self._context(torch.from_numpy(y_np.astype(np.float32)), log_scale_fp, mean)
-                y_np[~anchor] = reader.decode(ctx_indices[~anchor], self.tables.latent)
-                mean = torch.where(torch.from_numpy(anchor).to(device), mean, ctx_mean)
+
+                def code(mask, idx, m_k, channels):
+                    mask_np = mask.cpu().numpy()
+                    part = np.zeros(mask_np.shape, dtype=np.int64)
+                    part[mask_np] = reader.decode(idx[mask_np], self.tables.latent)
+                    y_np[:, channels[0]:channels[1]] += part
+                    return torch.from_numpy(part.astype(np.float32)).to(device)
+
+                mean = self._walk(log_scale_fp, mean, code)
         except CorruptStreamError as exc:
             raise DecodeError(str(exc)) from None
         if _symbols_crc(z_np, y_np) != streams.symbols_crc:

@@ -51,10 +51,24 @@ class ModelConfig:
     lambdas: tuple[float, ...] = DEFAULT_LAMBDAS
     shortcuts: bool = True  # Haar-wavelet shortcuts in the analysis and synthesis stages
     context: bool = False  # two-pass checkerboard context model over the latent
+    channel_slices: int = 0  # >1: channel-wise context over that many latent slices (needs `context`)
+
+    def __post_init__(self) -> None:
+        if self.channel_slices > 1 and not self.context:
+            raise ValueError("a channel-wise context needs the checkerboard context (context=True)")
+        if self.channel_slices > 1 and self.latent_channels % self.channel_slices:
+            raise ValueError(f"{self.latent_channels} latent channels do not split into {self.channel_slices} slices")
 
     @property
     def levels(self) -> int:
         return len(self.lambdas)
+
+    @property
+    def slices(self) -> list[tuple[int, int]]:
+        """Channel ranges coded one after another (one range without a channel-wise context)."""
+        s = max(1, self.channel_slices)
+        c = self.latent_channels // s
+        return [(k * c, (k + 1) * c) for k in range(s)]
 
     @property
     def min_quality(self) -> float:
@@ -114,6 +128,8 @@ class HyperpriorCoder(nn.Module):
         self.gaussian = GaussianConditional()
         if config.context:
             self._add_context_nets()
+        if config.channel_slices > 1:
+            self._add_channel_nets()
         lam = torch.tensor(config.lambdas, dtype=torch.float64)
         self.register_buffer("log_lambdas", torch.log(lam).float(), persistent=False)
         # High-rate theory: step size ~ 1/sqrt(lambda). Start the gains there.
@@ -135,6 +151,30 @@ class HyperpriorCoder(nn.Module):
         for net in (self.ctx_s, self.ctx_m):
             nn.init.zeros_(net[-1].weight)
             nn.init.zeros_(net[-1].bias)
+
+    def _add_channel_nets(self) -> None:
+        """One pair of nets per later slice and pass (anchors, then the rest): from the slices
+        already decoded ([symbols | this slice's log-scales] for the scale, [values | means] for
+        the mean) to corrections of this slice's parameters, zero at the start. Net
+        `(k - 1) + p * (S - 1)` serves slice k in pass p."""
+        slices = self.config.slices
+        c = slices[0][1]
+        hidden = 2 * c
+
+        def net(k: int, act) -> nn.Sequential:
+            return nn.Sequential(conv((k + 1) * c, hidden, 3, 1), act(), conv(hidden, hidden, 1, 1), act(),
+                                 conv(hidden, c, 1, 1))
+
+        ks = [k for _ in range(2) for k in range(1, len(slices))]
+        self.chan_s = nn.ModuleList(net(k, nn.ReLU) for k in ks)
+        self.chan_m = nn.ModuleList(net(k, nn.LeakyReLU) for k in ks)
+        for nets in (self.chan_s, self.chan_m):
+            for n in nets:
+                nn.init.zeros_(n[-1].weight)
+                nn.init.zeros_(n[-1].bias)
+
+    def channel_net_index(self, k: int, second_pass: bool) -> int:
+        return (k - 1) + int(second_pass) * (len(self.config.slices) - 1)
 
     # -- quality -------------------------------------------------------------------------
     def _interp(self, table: torch.Tensor, quality: torch.Tensor) -> torch.Tensor:
@@ -190,20 +230,58 @@ class HyperpriorCoder(nn.Module):
         if mean_offset is not None:
             mean = mean + mean_offset.float()
         if self.config.context:
-            anchor = checkerboard_anchors(y.shape[-2:], y.device)
-            sym = rnd(y - mean) * anchor
-            with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
-                d_scale = self.ctx_s(torch.cat([sym, log_scale], dim=1))  # LatentCodec: the same, exactly
-                d_mean = self.context_mean_delta(sym, mean)
-            keep = 1.0 - anchor
-            log_scale = log_scale + d_scale.float() * keep
-            mean = mean + d_mean.float() * keep
+            mean, log_scale = self._context_params(y, mean, log_scale, rnd, amp)
         return mean, log_scale.clamp(max=MAX_LOG_SCALE)
 
-    def context_mean_delta(self, anchor_sym: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """`ctx_m`'s correction of the hyperprior means from the anchors' symbols (zero elsewhere)."""
-        anchor = checkerboard_anchors(mean.shape[-2:], mean.device)
-        return self.ctx_m(torch.cat([(anchor_sym + mean) * anchor, mean], dim=1))
+    def _context_params(self, y: torch.Tensor, mean: torch.Tensor, log_scale: torch.Tensor, rnd, amp: bool
+                        ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The parameters the decoder will have, pass by pass and slice by slice (see LatentCodec):
+        anchors from the hyperprior (and the slices before), the rest refined from all anchors
+        (and the slices before)."""
+        dev = y.device.type
+        anchor = checkerboard_anchors(y.shape[-2:], y.device)
+        keep = 1.0 - anchor
+        slices = self.config.slices
+
+        def run(second_pass: bool, means: torch.Tensor, scales: torch.Tensor, mask: torch.Tensor,
+                known_sym: torch.Tensor | None, known_val: torch.Tensor | None):
+            out_m, out_s, syms, vals = [], [], [], []
+            for k, (a, b) in enumerate(slices):
+                m_k, s_k = means[:, a:b], scales[:, a:b]
+                if k > 0:
+                    prev_sym, prev_val = torch.cat(syms, 1), torch.cat(vals, 1)
+                    with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+                        d_s, d_m = self.channel_deltas(k, second_pass, prev_sym, prev_val, s_k, m_k)
+                    s_k = s_k + d_s.float() * mask
+                    m_k = m_k + d_m.float() * mask
+                sym_k = rnd(y[:, a:b] - m_k) * mask
+                if known_sym is not None:  # the second pass sees this slice's anchors, too
+                    syms.append(known_sym[:, a:b] + sym_k)
+                    vals.append(known_val[:, a:b] + (sym_k + m_k) * mask)
+                else:
+                    syms.append(sym_k)
+                    vals.append((sym_k + m_k) * mask)
+                out_m.append(m_k)
+                out_s.append(s_k)
+            return torch.cat(out_m, 1), torch.cat(out_s, 1), torch.cat(syms, 1), torch.cat(vals, 1)
+
+        a_mean, a_scale, a_sym, a_val = run(False, mean, log_scale, anchor, None, None)
+        with torch.autocast(dev, dtype=torch.bfloat16, enabled=amp):
+            d_scale = self.ctx_s(torch.cat([a_sym, log_scale], dim=1))  # LatentCodec: the same, exactly
+            d_mean = self.ctx_m(torch.cat([a_val, mean], dim=1))
+        n_mean, n_scale = mean + d_mean.float() * keep, log_scale + d_scale.float() * keep
+        if len(slices) > 1:
+            n_mean, n_scale, _, _ = run(True, n_mean, n_scale, keep, a_sym, a_val)
+        is_anchor = anchor.bool()
+        return torch.where(is_anchor, a_mean, n_mean), torch.where(is_anchor, a_scale, n_scale)
+
+    def channel_deltas(self, k: int, second_pass: bool, prev_sym: torch.Tensor, prev_val: torch.Tensor,
+                       log_scale: torch.Tensor, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float corrections (log-scale, mean) of slice k from the slices before it (training; the
+        codec evaluates the scale net exactly)."""
+        i = self.channel_net_index(k, second_pass)
+        return (self.chan_s[i](torch.cat([prev_sym, log_scale], dim=1)),
+                self.chan_m[i](torch.cat([prev_val, mean], dim=1)))
 
     # -- training ------------------------------------------------------------------------
     def code_latent(self, y: torch.Tensor, *, amp: bool = False, quantization: str = "mixed",
@@ -274,6 +352,18 @@ def with_context(model: "HyperpriorCoder") -> "HyperpriorCoder":
     new = copy.deepcopy(model)
     new.config = replace(model.config, context=True)
     new._add_context_nets()
+    return new.to(next(model.parameters()).device)
+
+
+def with_channel_context(model: "HyperpriorCoder", slices: int) -> "HyperpriorCoder":
+    """A copy of `model` (which must have the checkerboard context) with a channel-wise context
+    over `slices` latent slices added, zero-initialised: it codes exactly as before until the
+    new networks are trained."""
+    if model.config.channel_slices > 1:
+        raise ValueError("the model already has a channel-wise context")
+    new = copy.deepcopy(model)
+    new.config = replace(model.config, channel_slices=slices)
+    new._add_channel_nets()
     return new.to(next(model.parameters()).device)
 
 

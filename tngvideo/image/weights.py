@@ -106,6 +106,8 @@ def read_weights_file(path: str | os.PathLike, table_prefixes: tuple[str, ...]) 
 def config_json(config: ModelConfig) -> dict:
     d = asdict(config)
     d["lambdas"] = list(d["lambdas"])
+    if not d["channel_slices"]:  # written only when set: older weights re-save unchanged
+        del d["channel_slices"]
     return d
 
 

@@ -28,8 +28,8 @@ from tngvideo.image.model import HyperpriorCoder, TNGImageModel
 from tngvideo.train.loop import schedule_factor
 
 # The parameters that change the rate but not the reconstruction.
-ENTROPY_PARTS = ("h_a", "h_s", "h_m", "hyper_density", "ctx_s", "ctx_m")
-NEW_PARTS = ("ctx_s", "ctx_m")
+ENTROPY_PARTS = ("h_a", "h_s", "h_m", "hyper_density", "ctx_s", "ctx_m", "chan_s", "chan_m")
+NEW_PARTS = ("ctx_s", "ctx_m", "chan_s", "chan_m")
 
 
 @dataclass

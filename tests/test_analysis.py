@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from tngvideo.analysis.bdrate import bd_psnr, bd_rate
-from tngvideo.analysis.metrics import ms_ssim, psnr
+from tngvideo.metrics import ms_ssim, psnr
 
 RATES = [0.12, 0.25, 0.5, 0.9]
 PSNRS = [28.0, 30.5, 33.0, 35.8]

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_clip
-from tngvideo.analysis.metrics import psnr_y
+from tngvideo.metrics import psnr_y
 from tngvideo.analysis.video_report import analyze, gop_profile, write_outputs
 from tngvideo.bitstream.container import TngvReader
 from tngvideo.cli import EXIT_BAD_DATA, EXIT_USAGE, main

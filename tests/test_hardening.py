@@ -61,7 +61,7 @@ def test_a_truncated_file_is_rejected_even_under_conceal(tmp_path, capsys):
 
 def test_fuzz_sample_has_no_crash_hang_memory_blowup_or_half_written_output(tmp_path):
     seeds, donors = make_seeds(tmp_path)
-    rep = run(cases(80, seeds, donors, seed=1), timeout=60.0)
+    rep = run(cases(80, seeds, donors, seed=1), main=main, timeout=60.0)
     assert rep.cases == 80
     assert rep.bad == 0, rep.failures
     assert rep.outcomes["rejected"] > 40  # the mutations really damage the streams

@@ -547,6 +547,6 @@ def test_fuzz_attack_sample_has_no_crash_escape_or_connection(tmp_path):
     assert all(len(c.data) > 500 for c in sample if c.kind == "tngv")  # real containers, crafted headers
     assert {"tng:bigclaim", "tng:names", "tngv:bigclaim", "tngv:types", "tngv:names", "m3u8:protocol",
             "m3u8:links"} <= covered
-    rep = run(iter(sample), timeout=60.0)
+    rep = run(iter(sample), main=main, timeout=60.0)
     assert rep.cases == len(sample)
     assert not any(rep.outcomes[o] for o in BAD), rep.failures

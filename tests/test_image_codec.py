@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import code_at_thread_counts, natural_image
-from tngvideo.analysis.metrics import psnr
+from tngvideo.metrics import psnr
 from tngvideo.bitstream import pack_image, unpack_image
 from tngvideo.image.codec import DecodeError, ImageCodec, to_rgb8
 from tngvideo.image.model import ModelConfig, TNGImageModel

@@ -6,7 +6,7 @@ import pytest
 
 from conftest import make_clip
 from tngvideo.cli import main
-from tngvideo.parallel import plan_chunks, run_batch
+from tngvideo.parallel import encode_parallel, plan_chunks, run_batch
 from tngvideo.video import EncoderOptions
 from tngvideo.videofile import encode_file
 
@@ -27,12 +27,22 @@ def test_parallel_encode_on_ray_is_byte_identical_to_sequential(tmp_path):
     make_clip(tmp_path / "in.mkv", frames=16, size=(32, 48), audio=True)
     options = EncoderOptions(preset="fast", adaptive_intra=False)
     encode_file(tmp_path / "in.mkv", tmp_path / "seq.tngv", quality=3.0, gop=4, options=options)
-    s = encode_file(tmp_path / "in.mkv", tmp_path / "par.tngv", quality=3.0, gop=4, workers=2, chunks=4, options=options)
+    s = encode_file(tmp_path / "in.mkv", tmp_path / "par.tngv", quality=3.0, gop=4, workers=2, chunks=4, options=options,
+                    parallel=encode_parallel)
     assert s.chunks == 4 and s.frames == 16
     assert not any("Ray is not installed" in w for w in s.warnings)  # the test extra installs Ray
     assert (tmp_path / "par.tngv").read_bytes() == (tmp_path / "seq.tngv").read_bytes()
     encode_file(tmp_path / "in.mkv", tmp_path / "default.tngv", quality=3.0, gop=4)
     assert (tmp_path / "default.tngv").read_bytes() != (tmp_path / "seq.tngv").read_bytes()
+
+
+def test_the_file_workflow_is_handed_the_parallel_engine(tmp_path):
+    """videofile never imports tngvideo.parallel: without an engine, chunked encoding is refused
+    before anything is encoded."""
+    make_clip(tmp_path / "in.mkv", frames=4, size=(16, 16))
+    with pytest.raises(ValueError, match="parallel engine"):
+        encode_file(tmp_path / "in.mkv", tmp_path / "par.tngv", quality=3.0, gop=2, workers=2)
+    assert not (tmp_path / "par.tngv").exists()
 
 
 def test_batch_reports_a_bad_input_finishes_the_rest_and_resumes(tmp_path):

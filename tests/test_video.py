@@ -483,7 +483,7 @@ def test_a_scene_cut_inside_a_gop_becomes_an_i_frame_and_decodes():
     from fractions import Fraction
 
     from conftest import natural_image
-    from tngvideo.analysis.metrics import psnr
+    from tngvideo.metrics import psnr
     from tngvideo.media import VideoFrame
     from tngvideo.video.registry import load_video_codecs
     from tngvideo.videofile import encode_sequence

@@ -152,7 +152,7 @@ def _check_image_input(src: Path, search: int) -> None:
 
 
 def cmd_image_encode(args) -> int:
-    from tngvideo.analysis.metrics import psnr
+    from tngvideo.metrics import psnr
     from tngvideo.fileio import atomic_write_bytes
     from tngvideo.media import read_image
 
@@ -261,13 +261,15 @@ def cmd_encode(args) -> int:
         raise CliError("--bitrate searches the quality by whole encodes in one process: drop --workers/--chunks",
                        EXIT_USAGE)
     _encoder_options(args)  # checked before any model loads
+    from tngvideo.parallel import encode_parallel
     from tngvideo.videofile import encode_file
 
     with _progress(args, None if args.bitrate else total, "encode") as bar:
         s = encode_file(src, out, quality=args.quality, gop=args.gop, model=args.model,
                         max_frames=args.frames, start=args.start, progress=bar.update, workers=args.workers,
                         chunks=args.chunks, ray_address=args.ray_address, options=_encoder_options(args),
-                        overwrite=args.overwrite, bitrate_kbps=args.bitrate, drop_audio=args.no_audio)
+                        overwrite=args.overwrite, bitrate_kbps=args.bitrate, drop_audio=args.no_audio,
+                        parallel=encode_parallel)
     for w in s.warnings:
         _log(args, f"tngvideo: warning: {w}")
     _log(args, f"{out}: {s.frames} frames at quality {s.quality:g}, {s.bytes} bytes, {s.kbps:.1f} kbps, "
@@ -580,7 +582,7 @@ def sample_image() -> np.ndarray:
 
 def cmd_demo(args) -> int:
     from tngvideo.analysis.image_bench import model_qualities
-    from tngvideo.analysis.metrics import psnr
+    from tngvideo.metrics import psnr
 
     rgb = sample_image()
     codec = _codec(args.model)

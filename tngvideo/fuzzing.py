@@ -18,6 +18,9 @@ large), `types` (sequence-header fields of the wrong type, huge numbers, deep ne
 (model names with path separators), `protocol` (playlist segments with `scheme:` prefixes, with
 decoys at the literal paths) and `links` (symbolic links, `..` and absolute paths, nested lists
 and renditions that lead out of the playlist's folder).
+
+The command line's entry point is handed to `run` (`run(cases, main=tngvideo.cli.main)`): this
+module sits below the CLI and never imports it.
 """
 
 from __future__ import annotations
@@ -417,9 +420,7 @@ def _lay_out(case: Case, env: _Env) -> Path:
     return src
 
 
-def _run_case(case: Case, env: _Env) -> tuple[str, str]:
-    from tngvideo.cli import main
-
+def _run_case(case: Case, env: _Env, main: Callable[[list[str]], int]) -> tuple[str, str]:
     src = _lay_out(case, env)
     before = {p.name for p in env.work.iterdir()}
     out = env.work / ("out.png" if case.kind == "tng" else "out.mkv")
@@ -451,7 +452,7 @@ def _run_case(case: Case, env: _Env) -> tuple[str, str]:
     return "rejected", msg[:200]
 
 
-def _worker(conn, threads: int) -> None:
+def _worker(conn, threads: int, main: Callable[[list[str]], int]) -> None:
     import torch
 
     torch.set_num_threads(threads)
@@ -464,7 +465,7 @@ def _worker(conn, threads: int) -> None:
                 case = conn.recv()
                 if case is None:
                     return
-                outcome, msg = _run_case(case, env)
+                outcome, msg = _run_case(case, env, main)
                 rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
                 conn.send((outcome, msg, rss_mb))
         finally:
@@ -472,9 +473,9 @@ def _worker(conn, threads: int) -> None:
 
 
 class _Worker:
-    def __init__(self, ctx, threads: int):
+    def __init__(self, ctx, threads: int, main: Callable[[list[str]], int]):
         self.conn, child = ctx.Pipe()
-        self.proc = ctx.Process(target=_worker, args=(child, threads), daemon=True)
+        self.proc = ctx.Process(target=_worker, args=(child, threads, main), daemon=True)
         self.proc.start()
 
     def stop(self) -> None:
@@ -483,12 +484,15 @@ class _Worker:
         self.proc.join()
 
 
-def run(case_iter, *, timeout: float = 30.0, memory_mb: float = 4096, threads: int = 1,
-        progress: Callable[[int], None] | None = None) -> FuzzReport:
+def run(case_iter, *, main: Callable[[list[str]], int], timeout: float = 30.0, memory_mb: float = 4096,
+        threads: int = 1, progress: Callable[[int], None] | None = None) -> FuzzReport:
+    """Run each case through `main`, the command line's entry point (`tngvideo.cli.main`, handed
+    in: this module never imports the CLI), in a watched worker process; `main` must be a
+    module-level function, for it travels to the worker by name."""
     ctx = mp.get_context("spawn")
     report = FuzzReport()
     t0 = time.time()
-    worker = _Worker(ctx, threads)
+    worker = _Worker(ctx, threads, main)
     try:
         for case in case_iter:
             worker.conn.send(case)
@@ -503,7 +507,7 @@ def run(case_iter, *, timeout: float = 30.0, memory_mb: float = 4096, threads: i
                 outcome, msg, rss = ("crash", "worker died", 0) if not worker.proc.is_alive() else ("hang", f"> {timeout} s", 0)
             if outcome in BAD or not worker.proc.is_alive() or rss > memory_mb:
                 worker.stop()
-                worker = _Worker(ctx, threads)
+                worker = _Worker(ctx, threads, main)
             report.cases += 1
             report.outcomes[outcome] += 1
             report.by_mutation.setdefault(f"{case.kind}:{case.mutation}", Counter())[outcome] += 1

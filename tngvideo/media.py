@@ -16,8 +16,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from tngvideo.errors import MediaError
 from tngvideo.bitstream.container import COLOUR_KEYS
-from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.fileio import atomic_files, atomic_output
+from tngvideo.media_passthrough import add_passthrough, mux_passthrough
 
 Image.MAX_IMAGE_PIXELS = 1 << 27
 

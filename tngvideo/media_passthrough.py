@@ -1,23 +1,24 @@
-"""Streams that tngvideo does not code, carried packet for packet between containers.
+"""Streams that tngvideo does not code, carried packet for packet between containers (media I/O,
+through PyAV: kept out of `bitstream/`, which is byte layouts only).
 
 Audio and subtitle streams are copied with their codec parameters; chapters are copied; data
 and attachment streams (and any stream the output format refuses) are named in a warning.
 The `.tngv` file's own frame-packet stream is recognised by its handler name and never copied.
+`write_video` copies through it directly; `write_tngv` takes `copy_streams(...)` as its
+`copy_streams` argument.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
+from pathlib import Path
+from typing import Callable
 
 import av
 
-TNGV_HANDLER = "tngvideo"
-# How a `.tngv` file (or segment) is opened: the MP4 demuxer only (never a probed format such as an
-# HLS list that names other files) and FFmpeg's `file` protocol only (never the network), without
-# following the MP4 data references that may point at other files.
-TNGV_DEMUXER = "mp4"
-TNGV_OPEN_OPTIONS = {"protocol_whitelist": "file", "enable_drefs": "0"}
+from tngvideo.bitstream.container import TNGV_DEMUXER, TNGV_HANDLER, TNGV_OPEN_OPTIONS
+
 COPIED_TYPES = ("audio", "subtitle")
 
 
@@ -78,3 +79,20 @@ def mux_passthrough(pt: Passthrough, out: av.container.OutputContainer,
             p.stream = pt.mapping[p.stream.index]
             out.mux(p)
     pt.source.close()
+
+
+def copy_streams(source: str | Path, *, drop: tuple[str, ...] = (),
+                 time_range: tuple[Fraction | None, Fraction | None] | None = None
+                 ) -> Callable[[av.container.OutputContainer], Callable[[], list[str]]]:
+    """For `write_tngv(..., copy_streams=...)`: given the output container, adds the audio and
+    subtitle streams and chapters of `source` (without the types in `drop`) and returns the step
+    that, after the frame packets, muxes their packets (those starting in `time_range`, if given)
+    and returns the warnings about what could not be carried."""
+    def add(out: av.container.OutputContainer) -> Callable[[], list[str]]:
+        pt = add_passthrough(str(source), out, drop=drop)
+
+        def mux() -> list[str]:
+            mux_passthrough(pt, out, time_range)
+            return pt.warnings
+        return mux
+    return add

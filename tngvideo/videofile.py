@@ -1,4 +1,7 @@
-"""Whole-file video workflows on top of the library: media -> .tngv and .tngv -> media."""
+"""Whole-file video workflows on top of the library: media -> .tngv and .tngv -> media.
+
+The parallel engine is handed in (`encode_file(..., parallel=tngvideo.parallel.encode_parallel)`),
+never imported: `tngvideo.parallel` builds on this module, not the other way round."""
 
 from __future__ import annotations
 
@@ -6,11 +9,10 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, Protocol
 
 import numpy as np
 
-from tngvideo.analysis.metrics import psnr
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.fileio import atomic_output
@@ -18,6 +20,8 @@ from tngvideo.bitstream.tng_file import check_size
 from tngvideo.errors import DecodeError
 from tngvideo.limits import VIDEO_DECODE, VIDEO_ENCODE, MemoryLimitError, check_memory
 from tngvideo.media import VideoFrame, probe_video, read_video, write_video
+from tngvideo.media_passthrough import copy_streams
+from tngvideo.metrics import psnr
 from tngvideo.ratecontrol import RateState, search_quality
 from tngvideo.video import DEFAULT_GOP, EncoderOptions
 from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
@@ -45,9 +49,10 @@ class EncodedSequence:
         `passthrough_source` (without `overwrite`, only where no `dst` exists by then; without the
         stream types in `passthrough_drop`; with `passthrough_range`, only the packets that start
         in that span of seconds); returns warnings about what could not be carried."""
+        copied = (copy_streams(passthrough_source, drop=passthrough_drop, time_range=passthrough_range)
+                  if passthrough_source is not None else None)
         with atomic_output(dst, overwrite=overwrite) as tmp:
-            return write_tngv(str(tmp), self.header, self.packets, passthrough_source=passthrough_source,
-                              passthrough_drop=passthrough_drop, passthrough_range=passthrough_range)
+            return write_tngv(str(tmp), self.header, self.packets, copy_streams=copied)
 
     def span(self, time_base: Fraction) -> tuple[Fraction, Fraction]:
         """[first frame's time, last frame's end) in seconds."""
@@ -93,6 +98,17 @@ def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width:
     return EncodedSequence(header, packets, stats, psnrs, enc_ms)
 
 
+class ParallelEncode(Protocol):
+    """The parallel engine `encode_file` is handed for workers > 1, chunks or a Ray address
+    (`tngvideo.parallel.encode_parallel`): encodes `src` (from frame `start`) in GOP-aligned
+    chunks and returns (the sequence, notes for the user, the number of chunks)."""
+
+    def __call__(self, src: str | Path, *, quality: float, gop: int, model: str | None, max_frames: int | None,
+                 workers: int, chunks: int | None, ray_address: str | None,
+                 progress: Callable[[int], None] | None, options: EncoderOptions,
+                 start: int) -> tuple[EncodedSequence, list[str], int]: ...
+
+
 @dataclass
 class EncodeSummary:
     frames: int
@@ -114,9 +130,11 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
                 progress: Callable[[int], None] | None = None, codecs: VideoCodecs | None = None,
                 workers: int = 1, chunks: int | None = None, ray_address: str | None = None,
                 options: EncoderOptions = EncoderOptions(), overwrite: bool = True,
-                bitrate_kbps: float | None = None, rate_tolerance: float = 0.05) -> EncodeSummary:
-    """Encode a video file. With workers > 1 (or a Ray address) the input is split at GOP
-    boundaries and the chunks are encoded in parallel; the file is the same byte for byte.
+                bitrate_kbps: float | None = None, rate_tolerance: float = 0.05,
+                parallel: ParallelEncode | None = None) -> EncodeSummary:
+    """Encode a video file. With workers > 1 (or chunks, or a Ray address) the input is split at
+    GOP boundaries and the chunks are encoded in parallel by `parallel`, the engine the caller
+    hands in (`tngvideo.parallel.encode_parallel`); the file is the same byte for byte.
     `options`: how hard the encoder works (`EncoderOptions`: preset, search, adaptive intra).
     `bitrate_kbps`: instead of `quality`, the quality whose video stream comes within
     `rate_tolerance` of that bitrate (searched by whole encodes, `tngvideo.ratecontrol`; audio
@@ -134,11 +152,12 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     if bitrate_kbps is not None and not bitrate_kbps > 0:
         raise ValueError("the bitrate target must be positive")
     if workers > 1 or ray_address or (chunks or 1) > 1:
-        from tngvideo.parallel import encode_parallel
-
-        seq, notes, n_chunks = encode_parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames, start=start,
-                                               workers=max(1, workers), chunks=chunks, ray_address=ray_address,
-                                               progress=progress, options=options)
+        if parallel is None:
+            raise ValueError("workers > 1, chunks or a Ray address need the parallel engine: "
+                             "pass parallel=tngvideo.parallel.encode_parallel")
+        seq, notes, n_chunks = parallel(src, quality=quality, gop=gop, model=model, max_frames=max_frames, start=start,
+                                        workers=max(1, workers), chunks=chunks, ray_address=ray_address,
+                                        progress=progress, options=options)
     else:
         codecs = codecs or load_video_codecs(model)
 
@@ -303,5 +322,5 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
     return DecodeResult(n, report, warnings)
 
 
-__all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence", "decode_file",
-           "decode_frames", "encode_file", "encode_sequence", "sequence_header"]
+__all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence",
+           "ParallelEncode", "decode_file", "decode_frames", "encode_file", "encode_sequence", "sequence_header"]

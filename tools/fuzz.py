@@ -19,6 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from tngvideo.analysis.records import device_description
+from tngvideo.cli import main as cli_main
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.fuzzing import cases, make_seeds, run
 
@@ -43,7 +44,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         seeds, donors = make_seeds(Path(tmp))
         with tqdm(total=args.cases, desc="fuzz", unit="case", file=sys.stderr) as bar:
-            rep = run(cases(args.cases, seeds, donors, seed=args.seed, attacks=not args.no_attacks), timeout=args.timeout,
+            rep = run(cases(args.cases, seeds, donors, seed=args.seed, attacks=not args.no_attacks), main=cli_main, timeout=args.timeout,
                       memory_mb=args.memory_mb, progress=bar.update)
     out = {"seed": args.seed, "timeout_s": args.timeout, "memory_mb": args.memory_mb, "attacks": not args.no_attacks,
            "address_space_limit": _address_space_limit(), "device": device_description(),

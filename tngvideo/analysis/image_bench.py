@@ -16,7 +16,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from tngvideo.analysis.bdrate import bd_rate
-from tngvideo.analysis.metrics import ms_ssim, psnr
+from tngvideo.metrics import ms_ssim, psnr
 from tngvideo.image.codec import ImageCodec
 from tngvideo.media import read_image
 

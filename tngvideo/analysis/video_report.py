@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from tngvideo.analysis.bdrate import bd_rate
-from tngvideo.analysis.metrics import ms_ssim, psnr, psnr_y
+from tngvideo.metrics import ms_ssim, psnr, psnr_y
 from tngvideo.analysis.peers import PEERS, run_peer
 from tngvideo.bitstream.container import SequenceHeader, TngvReader
 from tngvideo.bitstream.packet import FrameType

@@ -2,7 +2,8 @@
 
 One data stream (`bin_data`) carries one packet per frame, with pts/duration in the source's
 time base. A JSON sequence header sits in the container's `comment` tag. Audio streams of the
-source, its subtitle streams and chapters are copied into the same file packet for packet.
+source, its subtitle streams and chapters are copied into the same file packet for packet (by
+`tngvideo.media_passthrough`, handed to `write_tngv`: this module only lays out the container).
 
 The data track's sample entry is tagged `tngv` (`DATA_TAG`). FFmpeg's MP4 muxer can only write
 `gpmd` (GoPro telemetry) for a generic data track and PyAV cannot set another tag, so the tag is
@@ -20,14 +21,11 @@ import struct
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import av
 
 from tngvideo.bitstream.errors import BitstreamError
-from tngvideo.bitstream.passthrough import TNGV_DEMUXER, TNGV_OPEN_OPTIONS
-from tngvideo.bitstream.passthrough import TNGV_HANDLER as HANDLER
-from tngvideo.bitstream.passthrough import add_passthrough, mux_passthrough
 from tngvideo.bitstream.tng_file import MAX_SIDE, check_size
 
 FORMAT = "tngv"
@@ -40,6 +38,12 @@ MAX_MODELS, MAX_NAME = 8, 256  # role -> "name:weights-hash" entries in `models`
 COLOUR_KEYS = ("color_primaries", "color_trc", "colorspace", "color_range")  # FFmpeg's enums, 0-255
 DATA_TAG = b"tngv"  # the data track's sample-entry fourcc
 MUXER_DATA_TAG = b"gpmd"  # what FFmpeg's MP4 muxer writes there (and files before DATA_TAG carry)
+TNGV_HANDLER = "tngvideo"  # the data track's handler name
+# How a `.tngv` file (or segment) is opened: the MP4 demuxer only (never a probed format such as an
+# HLS list that names other files) and FFmpeg's `file` protocol only (never the network), without
+# following the MP4 data references that may point at other files.
+TNGV_DEMUXER = "mp4"
+TNGV_OPEN_OPTIONS = {"protocol_whitelist": "file", "enable_drefs": "0"}
 
 
 @dataclass
@@ -189,7 +193,7 @@ def add_frame_stream(out, comment: str, time_base: Fraction):
     out.metadata["comment"] = comment
     stream = out.add_data_stream("bin_data")
     stream.time_base = time_base
-    stream.metadata["handler_name"] = HANDLER
+    stream.metadata["handler_name"] = TNGV_HANDLER
     return stream
 
 
@@ -206,13 +210,14 @@ def mux_frame_packets(out, stream, packets: list[tuple[bytes, int, int]], time_b
 
 
 def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, int]],
-               *, passthrough_source: str | Path | None = None, fragmented: bool = False,
-               passthrough_drop: tuple[str, ...] = (),
-               passthrough_range: tuple[Fraction | None, Fraction | None] | None = None) -> list[str]:
-    """Mux (packet bytes, pts, duration) triples, plus the audio and subtitle streams and chapters
-    of `passthrough_source` (without the stream types in `passthrough_drop`; with
-    `passthrough_range`, only packets that start in that span of seconds). Returns warnings
-    about what could not be carried."""
+               *, fragmented: bool = False,
+               copy_streams: Callable[[av.container.OutputContainer], Callable[[], list[str]]] | None = None
+               ) -> list[str]:
+    """Mux (packet bytes, pts, duration) triples, plus the streams that `copy_streams` carries
+    (`tngvideo.media_passthrough.copy_streams`: the audio, subtitles and chapters of another
+    file): called with the output once the data track is added, it adds its streams and returns
+    the step that muxes their packets after the frames and returns warnings about what could not
+    be carried. Returns those warnings."""
     header.validate()
     opts = {"movflags": "use_metadata_tags"}
     if fragmented:  # for non-seekable outputs
@@ -220,11 +225,9 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
     tb = header.tb
     with av.open(target, "w", format="mp4", options=opts) as out:
         stream = add_frame_stream(out, header.to_json(), tb)
-        pt = (add_passthrough(str(passthrough_source), out, drop=passthrough_drop)
-              if passthrough_source is not None else None)
+        mux_copied = copy_streams(out) if copy_streams is not None else None
         mux_frame_packets(out, stream, packets, tb)
-        if pt is not None:
-            mux_passthrough(pt, out, passthrough_range)
+        warnings = mux_copied() if mux_copied is not None else []
     if isinstance(target, (str, os.PathLike)):
         with open(target, "r+b") as f:
             retag_data_track(f)
@@ -233,7 +236,7 @@ def write_tngv(target, header: SequenceHeader, packets: list[tuple[bytes, int, i
         retag_data_track(target)
         target.seek(0, os.SEEK_END)
     # a pipe cannot be rewritten: the track keeps the muxer's tag, which reads the same
-    return pt.warnings if pt is not None else []
+    return warnings
 
 
 def _seekable(f) -> bool:
@@ -288,7 +291,7 @@ def _child(data, box: tuple[bytes, int, int, int], kind: bytes) -> tuple[bytes, 
 
 def _data_track_entry(moov, moov_box: tuple[bytes, int, int, int]) -> int:
     """Offset in `moov` of the sample-entry type of the tngvideo data track: the one track whose
-    handler is a timed-metadata one ('meta') named `HANDLER` and whose `stsd` holds one entry
+    handler is a timed-metadata one ('meta') named `TNGV_HANDLER` and whose `stsd` holds one entry
     (moov > trak > mdia > hdlr, and mdia > minf > stbl > stsd)."""
     found = []
     for trak in _children(moov, moov_box[1] + moov_box[2], moov_box[1] + moov_box[3]):
@@ -298,7 +301,7 @@ def _data_track_entry(moov, moov_box: tuple[bytes, int, int, int]) -> int:
         if hdlr is None:
             continue
         body = bytes(moov[hdlr[1] + hdlr[2]:hdlr[1] + hdlr[3]])  # version+flags, pre_defined, type, reserved, name
-        if body[8:12] != b"meta" or body[24:].split(b"\0", 1)[0] != HANDLER.encode():
+        if body[8:12] != b"meta" or body[24:].split(b"\0", 1)[0] != TNGV_HANDLER.encode():
             continue
         box = mdia
         for kind in (b"minf", b"stbl", b"stsd"):

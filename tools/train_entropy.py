@@ -54,8 +54,8 @@ def fit_video(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
     motion coder in turn (`--motion-share` of the time on motion)."""
     init = Path(args.init or VIDEO_WEIGHTS_DIR / f"{default_video_model()}.safetensors")
     model = load_video_weights(init).model
-    if args.context:
-        model = with_video_context(model)
+    if args.context or args.channel_slices:
+        model = with_video_context(model, channel_slices=args.channel_slices)
     image = ImageCodec.from_name(DEFAULT_MODEL)
 
     def capture(roots: list[str], frames: int, qualities: list[float]):
@@ -80,6 +80,7 @@ def fit_video(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
     out.parent.mkdir(parents=True, exist_ok=True)
     save_video_weights(model, out, name=args.name or default_video_model())
     return init, {"init": init.stem, "context_added": list(CODER_ROLES) if args.context else [],
+                  "channel_slices_added": args.channel_slices,
                   "config": asdict(cfg), "clips": args.clips, "qualities": args.qualities, "frames": args.frames,
                   "coders": fits, "device": f"{platform.machine()} CPU, {torch.get_num_threads()} threads"}
 
@@ -117,7 +118,8 @@ def main() -> int:
     ap.add_argument("--init", default=None, help="weights to start from (default: the shipped image / newest video model)")
     ap.add_argument("--context", action="store_true", help="add a checkerboard context model first")
     ap.add_argument("--channel-slices", type=int, default=0,
-                    help="add a channel-wise context over this many latent slices first (image model)")
+                    help="add a channel-wise context over this many latent slices first (and with --video, "
+                         "the checkerboard context where a coder has none)")
     ap.add_argument("--out", default=str(ROOT / "runs/image/entropy.safetensors"))
     ap.add_argument("--name", default=None)
     ap.add_argument("--minutes", type=float, default=60.0)
@@ -138,9 +140,6 @@ def main() -> int:
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.channel_slices and args.video:
-        print("error: --channel-slices is for the image model", file=sys.stderr)
-        return 2
     if args.eval is None:
         args.eval = [str(SHARED / ("video/dev" if args.video else "kodak"))]
     try:

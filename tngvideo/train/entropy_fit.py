@@ -38,7 +38,7 @@ class EntropyFitConfig:
     orientations: int = 4  # 1..8 of the dihedral group (flips and transposes) per photo
     crop: int = 16  # latent crop (16 = 256 pixels); a multiple of 4
     batch: int = 16
-    lr: float = 5e-5  # trained parts (hyperprior)
+    lr: float = 5e-5  # trained parts (hyperprior); 0 freezes them
     new_lr: float = 5e-4  # parts added to a trained model (the context model)
     warmup_steps: int = 200
     min_lr_fraction: float = 0.05
@@ -146,11 +146,12 @@ def fit_entropy_model(model: HyperpriorCoder, latents: list[torch.Tensor], cfg: 
         p.requires_grad_(False)
     groups = []
     for name in ENTROPY_PARTS:
-        if hasattr(model, name):
+        base = cfg.new_lr if name in NEW_PARTS else cfg.lr
+        if hasattr(model, name) and base > 0:  # a zero learning rate freezes those parts
             params = list(getattr(model, name).parameters())
             for p in params:
                 p.requires_grad_(True)
-            groups.append({"params": params, "base": cfg.new_lr if name in NEW_PARTS else cfg.lr})
+            groups.append({"params": params, "base": base})
     opt = torch.optim.Adam(groups, lr=cfg.lr)
     trainable = [p for g in groups for p in g["params"]]
     log: list[dict] = []

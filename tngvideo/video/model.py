@@ -28,7 +28,9 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from tngvideo.image.model import HyperpriorAutoencoder, LatentCondition, ModelConfig, with_context
+from tngvideo.image.model import (
+    HyperpriorAutoencoder, LatentCondition, ModelConfig, with_channel_context, with_context,
+)
 from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.warp import backward_warp
 
@@ -307,15 +309,21 @@ class PFrameModel(nn.Module):
 CODER_ROLES = ("motion", "residual")
 
 
-def with_video_context(model: PFrameModel, roles: tuple[str, ...] = CODER_ROLES) -> PFrameModel:
+def with_video_context(model: PFrameModel, roles: tuple[str, ...] = CODER_ROLES, *, channel_slices: int = 0
+                       ) -> PFrameModel:
     """A copy of `model` whose coders in `roles` gain a (zero-initialised) checkerboard context
-    model: they code as before until the context networks are trained."""
+    model, and with `channel_slices` > 1 a channel-wise context over that many latent slices as
+    well: they code as before until the new networks are trained."""
     new = copy.deepcopy(model)
     changes = {}
     for role in roles:
-        if not getattr(model.config, role).context:
-            setattr(new, role, with_context(getattr(model, role)))
-            changes[role] = getattr(new, role).config
+        coder = getattr(model, role)
+        if not coder.config.context:
+            coder = with_context(coder)
+        if channel_slices > 1 and coder.config.channel_slices <= 1:
+            coder = with_channel_context(coder, channel_slices)
+        setattr(new, role, coder)
+        changes[role] = coder.config
     new.config = replace(model.config, **changes)
     return new
 

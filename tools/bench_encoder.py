@@ -25,21 +25,21 @@ from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
+from tngvideo.analysis.bdrate import bd_rate
+from tngvideo.analysis.records import device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.media import VideoFrame, read_video
+from tngvideo.video import DEFAULT_GOP, EncoderOptions
+from tngvideo.video.registry import load_video_codecs
+from tngvideo.videofile import encode_sequence
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from tngvideo.analysis.bdrate import bd_rate  # noqa: E402
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.media import VideoFrame, read_video  # noqa: E402
-from tngvideo.video import DEFAULT_GOP, EncoderOptions  # noqa: E402
-from tngvideo.video.registry import load_video_codecs  # noqa: E402
-from tngvideo.videofile import encode_sequence  # noqa: E402
-
-DATA = ROOT.parent / "shared/data/video"
+DATA = data_path("video")
 # the dev clips and two train2 clips held out of training (configs/video_finetune_train2.yaml)
 DEFAULT_CLIPS = [DATA / "dev/bikes_640x272.mp4", DATA / "dev/gymbasketball_426x240.mp4",
                  DATA / "train2/party_640x480.mp4", DATA / "train2/tearsofsteel_640x360.mp4"]

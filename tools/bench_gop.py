@@ -2,7 +2,7 @@
 """Choose the intra period by measurement: encode the dev clips at several GOP lengths and
 qualities, and report BD-rate (PSNR-RGB, PCHIP) of each GOP against a reference GOP.
 
-    python tools/bench_gop.py                                # ../shared/data/video/dev, 32 frames
+    python tools/bench_gop.py                                # video/dev of the data root, 32 frames
     python tools/bench_gop.py --gops 4 8 16 32 --qualities 2 4 6
 
 Writes results/gop.json. A longer GOP spends fewer bits on I-frames but lets prediction errors
@@ -19,19 +19,19 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.bdrate import bd_rate
+from tngvideo.analysis.records import device_description
+from tngvideo.analysis.video_report import analyze
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.parallel import batch_inputs
 
-from tngvideo.analysis.bdrate import bd_rate  # noqa: E402
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.analysis.video_report import analyze  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.parallel import batch_inputs  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared/data/video/dev"), help="a folder of clips")
+    ap.add_argument("--clips", default=str(data_path("video", "dev")), help="a folder of clips")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--gops", type=int, nargs="+", default=[4, 8, 16, 32])
     ap.add_argument("--reference-gop", type=int, default=None, help="default: the first of --gops")

@@ -19,20 +19,20 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.image_bench import plot_rd, run_image_benchmark
+from tngvideo.analysis.records import append_record, device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image.codec import ImageCodec
+from tngvideo.image.registry import DEFAULT_MODEL, weights_path
+from tngvideo.image.weights import load_weights
 
-from tngvideo.analysis.image_bench import plot_rd, run_image_benchmark  # noqa: E402
-from tngvideo.analysis.records import append_record, device_description  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
-from tngvideo.image.weights import load_weights  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--images", default=str(ROOT.parent / "shared/data/kodak"), help="folder of PNGs")
+    ap.add_argument("--images", default=str(data_path("kodak")), help="folder of PNGs")
     ap.add_argument("--limit", type=int, default=None, help="use only the first N images")
     ap.add_argument("--weights", default=None, help="a .safetensors file (default: the shipped model)")
     ap.add_argument("--qualities", type=float, nargs="+", default=None, help="default: every level of the model")

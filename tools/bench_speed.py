@@ -31,13 +31,13 @@ import cv2
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.records import device_description
+from tngvideo.datapaths import data_path
+from tngvideo.media import VideoFrame, read_video
+from tngvideo.video.registry import load_video_codecs
+from tngvideo.videofile import decode_frames, encode_sequence
 
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.media import VideoFrame, read_video  # noqa: E402
-from tngvideo.video.registry import load_video_codecs  # noqa: E402
-from tngvideo.videofile import decode_frames, encode_sequence  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def frames_at(src: Path, size: tuple[int, int], n: int) -> list[np.ndarray]:
@@ -81,7 +81,7 @@ def differing(a: list[np.ndarray], b: list[np.ndarray]) -> list[int]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clip", default=str(ROOT.parent / "shared/data/video/dev/bikes_640x272.mp4"))
+    ap.add_argument("--clip", default=str(data_path("video", "dev", "bikes_640x272.mp4")))
     ap.add_argument("--sizes", nargs="+", default=["352x288", "1920x1080"])
     ap.add_argument("--frames", nargs="+", type=int, default=[12, 3], help="frames per size (one value: for all)")
     ap.add_argument("--quality", type=float, default=4.0)

@@ -3,7 +3,7 @@
 (default, with B-frames), x264 medium low-delay P with tngvideo's intra period, x265 medium and
 SVT-AV1, all encoded in one run through PyAV.
 
-    python tools/bench_video.py                                  # ../shared/data/video/dev, 32 frames
+    python tools/bench_video.py                                  # video/dev of the data root, 32 frames
     python tools/bench_video.py --frames 8 --qualities 2 6       # quick look
     python tools/bench_video.py --search 20 --out results/video_controls/search.json   # searched encoder
 
@@ -20,20 +20,16 @@ import sys
 import time
 from pathlib import Path
 
-import matplotlib
+from tqdm import tqdm
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from tqdm import tqdm  # noqa: E402
+from tngvideo.analysis.records import device_description
+from tngvideo.analysis.video_report import analyze, draw_rd
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_output, atomic_write_bytes
+from tngvideo.parallel import batch_inputs
+from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES, EncoderOptions
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.analysis.video_report import analyze, draw_rd  # noqa: E402
-from tngvideo.fileio import atomic_output, atomic_write_bytes  # noqa: E402
-from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.video import DEFAULT_GOP, DEFAULT_PRESET, PRESET_NAMES, EncoderOptions  # noqa: E402
 
 PEERS = "x264,x264-lowdelay,x265,svtav1"
 
@@ -69,6 +65,11 @@ def clip_record(a, gop: int) -> dict:
 
 
 def plot(analyses: list, frames: int, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, axes = plt.subplots(1, len(analyses), figsize=(6 * len(analyses), 4.5), squeeze=False)
     for ax, a in zip(axes[0], analyses):
         draw_rd(ax, a)
@@ -81,7 +82,7 @@ def plot(analyses: list, frames: int, path: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared/data/video/dev"), help="a folder of clips")
+    ap.add_argument("--clips", default=str(data_path("video", "dev")), help="a folder of clips")
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 2.5, 4.0, 6.0, 8.0])
     ap.add_argument("--gop", type=int, default=DEFAULT_GOP)

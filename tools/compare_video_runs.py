@@ -14,10 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.analysis.bdrate import bd_rate  # noqa: E402
+from tngvideo.analysis.bdrate import bd_rate
 
 
 def tng_curves(path: Path) -> dict[str, tuple[list[float], list[float], list[float]]]:

@@ -21,11 +21,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.fileio import atomic_folder  # noqa: E402
-from tngvideo.train.video_data import clip_sources, read_clip, read_frames  # noqa: E402
+from tngvideo.fileio import atomic_folder
+from tngvideo.train.video_data import clip_sources, read_clip, read_frames
 
 
 def write_frames(frames: list[np.ndarray], folder: Path, quality: int | None = None) -> int:

@@ -14,15 +14,13 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import sys
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.records import append_record
 
-from tngvideo.analysis.records import append_record  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_figures(log: Path) -> dict | None:

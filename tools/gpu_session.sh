@@ -29,6 +29,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GPU=.gpu
 PY=${PYTHON:-python3}
+DATA=${TNGVIDEO_DATA:-../shared/data}  # the data root, as in tngvideo/datapaths.py
 LIMIT=$((64 * 1048576))
 
 prepare() {
@@ -55,7 +56,7 @@ prepare() {
     ${CLIP_ARGS:-}
   used=$(du -sb "$GPU" | cut -f1)
   photos_mb=$(awk -v b="$(( budget * 1048576 - tracked - used ))" 'BEGIN { printf "%.2f", b / 1e6 - 0.2 }')
-  $PY tools/pack_photos.py ../shared/data/images/train -o "$GPU/photos" --max-mb "$photos_mb" --quality 95 --seed 25
+  $PY tools/pack_photos.py "$DATA/images/train" -o "$GPU/photos" --max-mb "$photos_mb" --quality 95 --seed 25
   du -sh "$GPU"/*
   echo "gpu_session: $(( (tracked + $(du -sb "$GPU" | cut -f1)) / 1048576 )) MiB travel of the $((LIMIT / 1048576)) MiB allowed"
 }

@@ -22,22 +22,22 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.metrics import psnr
+from tngvideo.analysis.records import device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image.codec import ImageCodec, rgb8_from_tensor, tensor_from_rgb8
+from tngvideo.image.registry import DEFAULT_MODEL
+from tngvideo.media import MediaError, read_image
+from tngvideo.train.data import list_images
 
-from tngvideo.analysis.metrics import psnr  # noqa: E402
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image.codec import ImageCodec, rgb8_from_tensor, tensor_from_rgb8  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL  # noqa: E402
-from tngvideo.media import MediaError, read_image  # noqa: E402
-from tngvideo.train.data import list_images  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @torch.no_grad()
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("images", nargs="?", default=str(ROOT.parent / "shared/data/kodak"), help="a folder of images")
+    ap.add_argument("images", nargs="?", default=str(data_path("kodak")), help="a folder of images")
     ap.add_argument("--qualities", type=float, nargs="+", default=[4.6, 10.0])
     ap.add_argument("--model", default=DEFAULT_MODEL)
     ap.add_argument("--out", default=str(ROOT / "results/image_ceiling.json"))

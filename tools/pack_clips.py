@@ -28,12 +28,9 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.fileio import atomic_folder  # noqa: E402
-from tngvideo.train.overrides import load_config  # noqa: E402
-from tngvideo.train.video_data import clip_sources, read_clip, read_frames  # noqa: E402
+from tngvideo.fileio import atomic_folder
+from tngvideo.train.overrides import load_config
+from tngvideo.train.video_data import clip_sources, read_clip, read_frames
 
 
 PIX_FMT = "yuv444p"  # no chroma subsampling: the training frames are RGB

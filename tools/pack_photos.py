@@ -27,11 +27,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.fileio import atomic_folder  # noqa: E402
-from tngvideo.train.data import list_images  # noqa: E402
+from tngvideo.fileio import atomic_folder
+from tngvideo.train.data import list_images
 
 
 def main() -> int:

@@ -29,18 +29,18 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.records import device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.media import MediaError
+from tngvideo.train.video_data import named_clips
+from tngvideo.video.codec import frame_tensor, on_grid
+from tngvideo.video.flow_dis import dis_flow
+from tngvideo.video.model import reconstruct
+from tngvideo.video.registry import load_video_codecs
+from tngvideo.video.warp import backward_warp
 
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.media import MediaError  # noqa: E402
-from tngvideo.train.video_data import named_clips  # noqa: E402
-from tngvideo.video.codec import frame_tensor, on_grid  # noqa: E402
-from tngvideo.video.flow_dis import dis_flow  # noqa: E402
-from tngvideo.video.model import reconstruct  # noqa: E402
-from tngvideo.video.registry import load_video_codecs  # noqa: E402
-from tngvideo.video.warp import backward_warp  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _psnr(a: torch.Tensor, b: torch.Tensor, h: int, w: int) -> float:
@@ -106,7 +106,7 @@ def shift_test(codecs, rgb, shifts: list[tuple[float, float]]) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("clips", nargs="*", default=[str(ROOT.parent / "shared/data/video/dev")],
+    ap.add_argument("clips", nargs="*", default=[str(data_path("video", "dev"))],
                     help="clips or folders of clips (default: the dev clips)")
     ap.add_argument("--frames", type=int, default=9)
     ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 4.0, 8.0])

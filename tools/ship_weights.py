@@ -10,17 +10,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image import registry as image_registry  # noqa: E402
-from tngvideo.image.weights import load_weights, save_weights  # noqa: E402
-from tngvideo.video import registry as video_registry  # noqa: E402
-from tngvideo.video.weights import load_video_weights, save_video_weights  # noqa: E402
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image import registry as image_registry
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.video import registry as video_registry
+from tngvideo.video.weights import load_video_weights, save_video_weights
 
 
 def main() -> int:

@@ -17,32 +17,32 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
 
-import matplotlib
 import torch
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from tngvideo.analysis.image_bench import model_qualities, run_image_benchmark
+from tngvideo.analysis.records import append_record, device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_output
+from tngvideo.image.codec import ImageCodec
+from tngvideo.image.model import ModelConfig, TNGImageModel
+from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.train.loop import TrainConfig, TrainState, train
+from tngvideo.train.overrides import load_config, parse_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from tngvideo.analysis.image_bench import model_qualities, run_image_benchmark  # noqa: E402
-from tngvideo.analysis.records import append_record, device_description  # noqa: E402
-from tngvideo.fileio import atomic_output  # noqa: E402
-from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.model import ModelConfig, TNGImageModel  # noqa: E402
-from tngvideo.image.weights import build_tables, load_weights, save_weights  # noqa: E402
-from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
-from tngvideo.train.overrides import load_config, parse_overrides  # noqa: E402
 
 
 def plot(records: list[dict], path: Path) -> None:
     """Kodak RD curves of every speed run, with the JPEG curve of the latest one."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     fig, ax = plt.subplots(figsize=(7, 4.5))
     jpeg = records[-1]["jpeg_points"]
     ax.plot([p["bpp"] for p in jpeg], [p["psnr"] for p in jpeg], "k--", marker=".", label="JPEG (Pillow)")
@@ -69,7 +69,7 @@ def main() -> int:
     ap.add_argument("--model-set", action="append", default=[], metavar="KEY=VALUE",
                     help="architecture option (ModelConfig: channels, latent_channels, shortcuts)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--kodak", default=str(ROOT.parent / "shared/data/kodak"))
+    ap.add_argument("--kodak", default=str(data_path("kodak")))
     ap.add_argument("--out", default=str(ROOT / "results/speedrun.json"))
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--eval-raw", action="store_true",

@@ -18,15 +18,14 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.records import carry_history
+from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas
+from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR
+from tngvideo.image.weights import load_weights
+from tngvideo.train.loop import TrainConfig, TrainState, train
+from tngvideo.train.overrides import load_config
 
-from tngvideo.analysis.records import carry_history  # noqa: E402
-from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
-from tngvideo.image.weights import load_weights  # noqa: E402
-from tngvideo.train.loop import TrainConfig, TrainState, train  # noqa: E402
-from tngvideo.train.overrides import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:

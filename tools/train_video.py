@@ -21,18 +21,17 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from tngvideo.analysis.records import append_record, carry_history, device_description
+from tngvideo.image.registry import DEFAULT_MODEL, weights_path
+from tngvideo.image.weights import load_weights
+from tngvideo.train.loop import TrainState
+from tngvideo.train.video_loop import STAGES, VideoTrainConfig, train_video
+from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel, with_conditional, with_loop_filter, with_motion_context
+from tngvideo.video.registry import default_video_model
+from tngvideo.video.weights import load_video_weights
+from tngvideo.train.overrides import load_config
 
-from tngvideo.analysis.records import append_record, carry_history, device_description  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL, weights_path  # noqa: E402
-from tngvideo.image.weights import load_weights  # noqa: E402
-from tngvideo.train.loop import TrainState  # noqa: E402
-from tngvideo.train.video_loop import STAGES, VideoTrainConfig, train_video  # noqa: E402
-from tngvideo.video.model import FLOW_ESTIMATORS, PFrameModel, with_conditional, with_loop_filter, with_motion_context  # noqa: E402
-from tngvideo.video.registry import default_video_model  # noqa: E402
-from tngvideo.video.weights import load_video_weights  # noqa: E402
-from tngvideo.train.overrides import load_config  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def recent_means(log_path: Path, after_step: int, window: int = 200) -> dict[str, float]:

@@ -19,21 +19,21 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+from tqdm import tqdm
+
+from tngvideo.analysis.metrics import psnr
+from tngvideo.analysis.records import device_description
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image.codec import ImageCodec
+from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
+from tngvideo.media import read_video
+from tngvideo.parallel import batch_inputs
+from tngvideo.video.codec import VideoEncoder, frame_tensor
+from tngvideo.video.registry import VideoCodecs, load_video_codecs, video_codecs_from_file
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-import torch  # noqa: E402
-from tqdm import tqdm  # noqa: E402
-
-from tngvideo.analysis.metrics import psnr  # noqa: E402
-from tngvideo.analysis.records import device_description  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL  # noqa: E402
-from tngvideo.media import read_video  # noqa: E402
-from tngvideo.parallel import batch_inputs  # noqa: E402
-from tngvideo.video.codec import VideoEncoder, frame_tensor  # noqa: E402
-from tngvideo.video.registry import VideoCodecs, load_video_codecs, video_codecs_from_file  # noqa: E402
 
 
 def codecs_for(spec: str) -> VideoCodecs:
@@ -62,7 +62,7 @@ def sequence_cost(codecs: VideoCodecs, frames: list, quality: float, gop: int) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("models", nargs="+", help="shipped model names or .safetensors files; the first is the reference")
-    ap.add_argument("--clips", default=str(ROOT.parent / "shared/data/video/dev"), help="a folder of clips")
+    ap.add_argument("--clips", default=str(data_path("video", "dev")), help="a folder of clips")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 2.5, 4.0, 6.0])
     ap.add_argument("--gop", type=int, default=16)

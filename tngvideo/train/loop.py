@@ -17,7 +17,8 @@ from PIL import Image
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from tngvideo.image.model import QUANTIZATION_MODES, TNGImageModel
+from tngvideo.datapaths import data_path
+from tngvideo.image.model import DEFAULT_LAMBDAS, QUANTIZATION_MODES, TNGImageModel
 from tngvideo.image.weights import build_tables, save_weights
 from tngvideo.train.data import list_images
 from tngvideo.train.device_data import PackedFrames, load_photos, to_float
@@ -27,7 +28,7 @@ from tngvideo.train.throughput import Throughput, auto_batch, count_flops, fused
 
 @dataclass
 class TrainConfig:
-    data: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
+    data: list[str] = field(default_factory=lambda: [str(data_path("images", "train"))])
     crop: int = 128
     batch: int = 8  # 0: as many as fit in memory_fraction of a GPU's memory
     memory_fraction: float = 0.4
@@ -54,8 +55,10 @@ class TrainConfig:
     save_every: int = 1000
     save_every_minutes: float = 0.0  # also save this often by the clock (0: off), for runs in a time slot
     log_every: int = 50  # the only steps that wait for the device
-    # The model's lambda table; resuming from weights with another table re-maps their gains.
-    lambdas: list[float] | None = None
+    # The model's lambda table (10 levels, geometric: the shipped model spans about 0.07-1.8 bpp on
+    # Kodak); resuming from weights with another table re-maps their gains. None: keep the table of
+    # the weights resumed from.
+    lambdas: list[float] | None = field(default_factory=lambda: list(DEFAULT_LAMBDAS))
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -1,4 +1,9 @@
-"""Training configs from YAML with KEY=VALUE overrides from the command line."""
+"""Training configs from YAML with KEY=VALUE overrides from the command line.
+
+A config holds only what a run changes from the defaults of its config dataclass
+(`TrainConfig`, `VideoTrainConfig`); a path that starts with `${data}` is under the data root
+(`tngvideo.datapaths`).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,8 @@ import re
 from pathlib import Path
 
 import yaml
+
+from tngvideo.datapaths import expand_data
 
 
 class _Loader(yaml.SafeLoader):
@@ -33,5 +40,5 @@ def parse_overrides(items: list[str]) -> dict:
 
 
 def load_config(path: str | Path, overrides: list[str]) -> dict:
-    """The YAML mapping at `path` with the overrides applied."""
-    return {**(_load(Path(path).read_text()) or {}), **parse_overrides(overrides)}
+    """The YAML mapping at `path` with the overrides applied, `${data}` paths under the data root."""
+    return expand_data({**(_load(Path(path).read_text()) or {}), **parse_overrides(overrides)})

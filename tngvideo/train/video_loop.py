@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tngvideo.datapaths import data_path
 from tngvideo.image.model import TNGImageModel
 from tngvideo.train.data import list_images
 from tngvideo.train.device_data import ClipPairs, SyntheticMotion, load_photos
@@ -42,8 +43,8 @@ STAGES = ("flow", "joint", "motion", "conditional")
 @dataclass
 class VideoTrainConfig:
     stage: str = "flow"
-    photos: list[str] = field(default_factory=lambda: ["../shared/data/images/train"])
-    clips: list[str] = field(default_factory=lambda: ["../shared/data/video/train"])
+    photos: list[str] = field(default_factory=lambda: [str(data_path("images", "train"))])
+    clips: list[str] = field(default_factory=lambda: [str(data_path("video", "train"))])
     crop: int = 128
     batch: int = 8  # 0: as many as fit in memory_fraction of a GPU's memory
     memory_fraction: float = 0.4

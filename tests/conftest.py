@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from tngvideo.image.codec import ImageCodec
-from tngvideo.image.model import ModelConfig, TNGImageModel
-from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.model import ModelConfig
+from tngvideo.latent.weights import build_tables
 
 
 @pytest.fixture(scope="session")
@@ -123,11 +125,12 @@ def motion_pframes(tiny_weights, *, mode_decision: bool):
     """The tiny image codec and a P-frame coder with a small untrained motion model whose flow
     network produces some motion."""
     from tngvideo.image.codec import ImageCodec
-    from tngvideo.image.latent_codec import LatentCodec
-    from tngvideo.image.model import HyperpriorAutoencoder, ModelConfig
+    from tngvideo.image.weights import load_weights
+    from tngvideo.latent.codec import LatentCodec
+    from tngvideo.latent.model import HyperpriorAutoencoder, ModelConfig
+    from tngvideo.latent.weights import build_tables
     from tngvideo.video.codec import PFrameCoder
     from tngvideo.video.model import FlowNet, MotionCompensation
-    from tngvideo.image.weights import build_tables, load_weights
 
     torch.manual_seed(0)
     image = ImageCodec(load_weights(tiny_weights))

@@ -7,9 +7,11 @@ import torch
 
 from conftest import natural_image
 from tngvideo.image.codec import ImageCodec
-from tngvideo.image.latent_codec import LatentCodec
-from tngvideo.image.model import ModelConfig, TNGImageModel, with_channel_context, with_context
-from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.codec import LatentCodec
+from tngvideo.latent.model import ModelConfig, with_channel_context, with_context
+from tngvideo.latent.weights import build_tables
 
 
 def _active_channel_model(slices: int = 3) -> TNGImageModel:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import natural_image
-from tngvideo.image.model import ModelConfig
+from tngvideo.latent.model import ModelConfig
 from tngvideo.video import EncoderOptions
 from tngvideo.video.codec import PFrameCoder, VideoDecoder, VideoEncoder
 from tngvideo.video.model import PFrameModel, VideoModelConfig, with_conditional, with_motion_context

@@ -6,9 +6,11 @@ import torch
 
 from conftest import code_at_thread_counts, natural_image
 from tngvideo.image.codec import DecodeError, ImageCodec
-from tngvideo.image.latent_codec import LatentCodec
-from tngvideo.image.model import ModelConfig, TNGImageModel, checkerboard_anchors, with_context
-from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.codec import LatentCodec
+from tngvideo.latent.model import ModelConfig, checkerboard_anchors, with_context
+from tngvideo.latent.weights import build_tables
 from tngvideo.train.entropy_fit import EntropyFitConfig, eval_bpp, fit_entropy_model
 
 

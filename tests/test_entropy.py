@@ -388,7 +388,7 @@ def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
     a small picture: the scale indices are the same at 1 and 2 threads and equal to the integer
     reference's."""
     from tngvideo.image.codec import ImageCodec
-    from tngvideo.image.model import checkerboard_anchors
+    from tngvideo.latent.model import checkerboard_anchors
 
     codec = ImageCodec.from_name()
     model, latents = codec.model, codec.latents

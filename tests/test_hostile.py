@@ -138,7 +138,7 @@ def test_a_huge_playlist_is_refused_quickly(tmp_path, capsys):
 
 def _no_network(monkeypatch):
     """Make any run of the entropy model's networks (the first thing a decode runs) fail the test."""
-    from tngvideo.image.latent_codec import LatentCodec
+    from tngvideo.latent.codec import LatentCodec
 
     def boom(*a, **k):
         raise AssertionError("a network ran")

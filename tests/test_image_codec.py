@@ -6,11 +6,13 @@ import pytest
 import torch
 
 from conftest import code_at_thread_counts, natural_image
-from tngvideo.metrics import psnr
 from tngvideo.bitstream import pack_image, unpack_image
 from tngvideo.image.codec import DecodeError, ImageCodec, to_rgb8
-from tngvideo.image.model import ModelConfig, TNGImageModel
-from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.model import ModelConfig
+from tngvideo.latent.weights import build_tables
+from tngvideo.metrics import psnr
 
 
 def test_decode_reproduces_encoder_reconstruction_bit_exactly(tiny_codec):

@@ -183,7 +183,8 @@ def test_scientific_notation_overrides_are_numbers(tmp_path):
 
 
 def test_quantization_modes_differ_only_in_what_synthesis_sees_during_training():
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
 
     torch.manual_seed(0)
     model = TNGImageModel(ModelConfig(channels=16, latent_channels=24))
@@ -205,7 +206,8 @@ def _ddp_worker(rank: int, world: int, port: int, data: str, out: str) -> None:
     import os
     from pathlib import Path
 
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.loop import TrainState, train
 
     os.environ.update(RANK=str(rank), LOCAL_RANK=str(rank), WORLD_SIZE=str(world),
@@ -237,7 +239,8 @@ def test_two_process_ddp_keeps_the_replicas_identical(tmp_path):
     assert a.keys() == b.keys()
     assert all(torch.equal(a[k], b[k]) for k in a)  # same weights after 3 averaged updates
     torch.manual_seed(0)
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
 
     init = TNGImageModel(ModelConfig(channels=16, latent_channels=24)).state_dict()
     assert any(not torch.equal(a[k], init[k]) for k in a)  # and they did train
@@ -247,7 +250,8 @@ def test_two_process_ddp_keeps_the_replicas_identical(tmp_path):
 def test_a_new_lambda_table_keeps_every_rate_the_old_one_had():
     """Re-mapping the gains to another lambda table (training resumed over a wider range) keeps
     every weight, and the gains at any old lambda are where the new table puts that lambda."""
-    from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig, with_lambdas
 
     torch.manual_seed(0)
     old = TNGImageModel(ModelConfig(channels=16, latent_channels=24,
@@ -290,7 +294,8 @@ def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
     import json
 
     from conftest import make_clip
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.loop import TrainState
     from tngvideo.train.video_loop import train_video
     from tngvideo.video.model import PFrameModel, VideoModelConfig, with_loop_filter
@@ -321,7 +326,8 @@ def test_video_training_rollout_runs_and_saves_loadable_weights(tmp_path):
 def test_compiled_training_step_matches_eager():
     """The `compile` option's path: the RD loss and its gradients through torch.compile equal
     the eager ones (eval mode, so both round instead of drawing noise)."""
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.loop import rd_loss
 
     torch.manual_seed(0)
@@ -346,7 +352,8 @@ def test_motion_stage_trains_only_the_motion_coder_with_dis_flow(tmp_path):
     """Stage "motion" with the DIS estimator: the motion coder's weights move, nothing else does,
     and the saved weights remember the estimator."""
     from conftest import make_clip
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.loop import TrainState
     from tngvideo.train.video_loop import train_video
     from tngvideo.video.model import PFrameModel, VideoModelConfig
@@ -378,7 +385,8 @@ def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
     import json
 
     from conftest import make_clip
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train import video_loop
     from tngvideo.train.loop import TrainState
     from tngvideo.video.model import PFrameModel, VideoModelConfig
@@ -413,7 +421,8 @@ def test_a_non_finite_video_loss_is_skipped_not_stepped(tmp_path, monkeypatch):
 def test_rollouts_estimate_motion_against_the_previous_source_frame():
     """As in the encoder: flow from each frame to the previous *source* frame, prediction from the
     previous reconstruction."""
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.video_loop import rollout_loss
     from tngvideo.video.model import PFrameModel, VideoModelConfig
 
@@ -432,7 +441,8 @@ def test_rollouts_estimate_motion_against_the_previous_source_frame():
 def test_rollouts_code_each_frame_at_its_place_in_the_quality_cascade():
     """With a cascade the I-frame is coded at the lambda of q + intra_offset and the k-th P-frame
     at q + p_offsets[(k - 1) % n], held to the model's range, as the encoder codes them."""
-    from tngvideo.image.model import ModelConfig, TNGImageModel
+    from tngvideo.image.model import TNGImageModel
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.train.video_loop import rollout_loss
     from tngvideo.video.model import PFrameModel, VideoModelConfig
 

@@ -10,7 +10,7 @@ from conftest import make_clip, motion_pframes, natural_image
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
-from tngvideo.image.latent_codec import DecodeError
+from tngvideo.latent.codec import DecodeError
 from tngvideo.media import read_video
 from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES, EncoderOptions
 from tngvideo.video.codec import (PRESETS, PFrameCoder, Preset, VideoDecoder, VideoEncoder, frame_tensor, is_coded,
@@ -152,8 +152,9 @@ def test_i_frames_follow_the_p_frame_coders_lambda_across_quality_scales(tiny_we
     """An image model with another lambda table (here twice the levels) codes the I-frames at the
     quality whose lambda is the P-frame coder's: same bytes' worth, and still bit-exact."""
     from tngvideo.image.codec import ImageCodec
-    from tngvideo.image.model import with_lambdas
-    from tngvideo.image.weights import build_tables, load_weights, save_weights
+    from tngvideo.image.weights import load_weights, save_weights
+    from tngvideo.latent.model import with_lambdas
+    from tngvideo.latent.weights import build_tables
 
     base = load_weights(tiny_weights).model
     lams = base.config.lambdas
@@ -256,7 +257,7 @@ def test_loop_filter_starts_as_identity_and_decodes_bit_exactly(tiny_codec, tmp_
     """A model given a loop filter codes exactly as before; once the filter is trained (here: made
     non-zero) it changes the frames, the encoder and the decoder both apply it (bit-exact round
     trip through saved weights), and a decoder without it does not reproduce them."""
-    from tngvideo.image.model import ModelConfig
+    from tngvideo.latent.model import ModelConfig
     from tngvideo.video.weights import load_video_weights, save_video_weights
 
     torch.manual_seed(0)

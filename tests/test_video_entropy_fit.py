@@ -5,9 +5,9 @@ import pytest
 import torch
 
 from conftest import make_clip, motion_pframes, natural_image
-from tngvideo.image.latent_codec import LatentCodec
-from tngvideo.image.model import ModelConfig
-from tngvideo.image.weights import build_tables
+from tngvideo.latent.codec import LatentCodec
+from tngvideo.latent.model import ModelConfig
+from tngvideo.latent.weights import build_tables
 from tngvideo.train.entropy_fit import EntropyFitConfig, eval_bpp, fit_entropy_model
 from tngvideo.train.video_data import read_clips
 from tngvideo.train.video_latents import pframe_latents

@@ -28,8 +28,10 @@ from tngvideo.analysis.records import append_record, device_description
 from tngvideo.datapaths import data_path
 from tngvideo.fileio import atomic_output
 from tngvideo.image.codec import ImageCodec
-from tngvideo.image.model import ModelConfig, TNGImageModel
-from tngvideo.image.weights import build_tables, load_weights, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.model import ModelConfig
+from tngvideo.latent.weights import build_tables
 from tngvideo.train.loop import TrainConfig, TrainState, train
 from tngvideo.train.overrides import load_config, parse_overrides
 

@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from tngvideo.analysis.records import carry_history
-from tngvideo.image.model import ModelConfig, TNGImageModel, with_lambdas
+from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR
 from tngvideo.image.weights import load_weights
+from tngvideo.latent.model import ModelConfig, with_lambdas
 from tngvideo.train.loop import TrainConfig, TrainState, train
 from tngvideo.train.overrides import load_config
 

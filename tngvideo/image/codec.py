@@ -14,11 +14,11 @@ import torch.nn.functional as F
 
 from tngvideo.bitstream import BitstreamError, TngImageFile, pack_image, unpack_image
 from tngvideo.errors import DecodeError
-from tngvideo.image.latent_codec import LatentCodec, LatentStreams
 from tngvideo.image.model import TNGImageModel
 from tngvideo.image.registry import DEFAULT_MODEL, weights_path
-from tngvideo.image.search import encode_latents
 from tngvideo.image.weights import LoadedModel, load_weights
+from tngvideo.latent.codec import LatentCodec, LatentStreams
+from tngvideo.latent.search import encode_latents
 from tngvideo.limits import IMAGE_DECODE, MemoryLimitError, check_memory
 
 __all__ = ["CompressResult", "DecodeError", "ImageCodec", "check_quality", "to_rgb8"]
@@ -82,7 +82,7 @@ class ImageCodec:
                       hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
         """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction.
 
-        search_steps > 0 refines the latents for this image first (`tngvideo.image.search`) over the
+        search_steps > 0 refines the latents for this image first (`tngvideo.latent.search`) over the
         region hw (the real image size; default all of x)."""
         x = x.to(self.device)
         streams, latent = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw)

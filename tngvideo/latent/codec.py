@@ -36,8 +36,8 @@ from tngvideo.entropy import (
     encode_symbol_groups,
     encode_symbols,
 )
-from tngvideo.image.model import HyperpriorCoder, checkerboard_anchors
-from tngvideo.image.weights import EntropyTables
+from tngvideo.latent.model import HyperpriorCoder, checkerboard_anchors
+from tngvideo.latent.weights import EntropyTables
 
 
 # A stream cannot be shorter than the information its symbols carry when each takes its most

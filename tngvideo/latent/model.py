@@ -1,4 +1,6 @@
-"""The TNG image model: analysis/synthesis transforms, a mean-scale hyperprior and gain vectors.
+"""The hyperprior latent coder that the image, motion and residual coders all use: analysis and
+synthesis transforms, a mean-scale hyperprior and gain vectors (the intra model itself is
+`tngvideo.image.model.TNGImageModel`).
 
 One set of weights covers the whole rate range. The latent is multiplied by a per-channel gain
 vector before quantization and by an inverse gain after it (Cui et al., CVPR 2021); there is one
@@ -89,19 +91,6 @@ class LatentCondition:
     analysis: torch.Tensor
     mean: torch.Tensor
     synthesis: torch.Tensor
-
-
-@dataclass
-class ForwardResult:
-    """What a training forward pass returns (per image in the batch)."""
-
-    x_hat: torch.Tensor  # (B, 3, H, W) reconstruction
-    bits_latent: torch.Tensor  # (B,) estimated bits of y
-    bits_hyper: torch.Tensor  # (B,) estimated bits of z
-    lmbda: torch.Tensor  # (B,) rate-distortion trade-off for each image's quality
-
-    def bpp(self, pixels: int) -> torch.Tensor:
-        return (self.bits_latent + self.bits_hyper) / pixels
 
 
 class HyperpriorCoder(nn.Module):
@@ -413,14 +402,3 @@ class HyperpriorAutoencoder(HyperpriorCoder):
         """What g_s decodes: the ungained decoded latent, plus the condition's synthesis term."""
         return latent + condition.synthesis.to(latent.dtype) if condition is not None else latent
 
-
-class TNGImageModel(HyperpriorAutoencoder):
-    """The intra (image) codec."""
-
-    def __init__(self, config: ModelConfig = ModelConfig()):
-        super().__init__(config, in_channels=3, out_channels=3)
-
-    def forward(self, x: torch.Tensor, quality: torch.Tensor, *, amp: bool = False, quantization: str = "mixed"
-                ) -> ForwardResult:
-        x_hat, bits_y, bits_z = self.code(x, quality, amp=amp, quantization=quantization)
-        return ForwardResult(x_hat=x_hat, bits_latent=bits_y, bits_hyper=bits_z, lmbda=self.lmbda(quality))

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from tngvideo.entropy import annealed_round, bits_from_likelihood
-from tngvideo.image.latent_codec import LatentCodec, LatentStreams
-from tngvideo.image.model import LatentCondition, HyperpriorAutoencoder
+from tngvideo.latent.codec import LatentCodec, LatentStreams
+from tngvideo.latent.model import LatentCondition, HyperpriorAutoencoder
 
 LR_LATENT = 0.03  # Adam step on y, in quantization steps
 LR_HYPER = 0.003  # on z: its rounding picks whole probability tables, so it moves slowly

@@ -1,4 +1,6 @@
-"""Model weights on disk: safetensors with the config, the integer entropy tables and a hash.
+"""Model weights on disk: safetensors with the config, the integer entropy tables and a hash
+(the image model's `save_weights` / `load_weights` are in `tngvideo.image.weights`, the P-frame
+model's in `tngvideo.video.weights`).
 
 The entropy tables are computed once from the trained weights (`build_tables`) and stored
 in the same file, so a decoder never recomputes probabilities with floats that could differ
@@ -8,7 +10,6 @@ between machines.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,21 +22,13 @@ from safetensors.torch import save_file
 
 from tngvideo.entropy import CdfTables
 from tngvideo.fileio import atomic_output
-from tngvideo.image.model import HyperpriorCoder, ModelConfig, TNGImageModel
+from tngvideo.latent.model import HyperpriorCoder, ModelConfig
 
 
 @dataclass(frozen=True)
 class EntropyTables:
     hyper: CdfTables  # one table per hyper-latent channel
     latent: CdfTables  # one table per entry of the Gaussian scale table
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    model: TNGImageModel
-    tables: EntropyTables | None
-    name: str
-    weights_hash: bytes  # first 8 bytes of the SHA-256 of the weights file
 
 
 def build_tables(model: HyperpriorCoder) -> EntropyTables:
@@ -113,27 +106,3 @@ def config_json(config: ModelConfig) -> dict:
 
 def config_from_json(d: dict) -> ModelConfig:
     return ModelConfig(**{**d, "lambdas": tuple(d["lambdas"])})
-
-
-def save_weights(
-    model: TNGImageModel, path: str | os.PathLike, *, name: str, tables: EntropyTables | None, half: bool = False
-) -> None:
-    """Write weights (fp32, or fp16 to ship) and the entropy tables to `path` atomically.
-
-    With `half`, the tables are built here from the fp16-rounded model (what is actually
-    stored), so pass `tables=None`.
-    """
-    if half:
-        model = rounded_to_half(model)
-        tables = build_tables(model)
-    write_weights_file(path, model, tables={"": tables} if tables is not None else {},
-                       metadata={"name": name, "config": json.dumps(config_json(model.config))}, half=half)
-
-
-def load_weights(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> LoadedModel:
-    f = read_weights_file(path, ("",))
-    model = TNGImageModel(config_from_json(json.loads(f.metadata["config"])))
-    model.load_state_dict(f.state)
-    model.eval().to(device)
-    return LoadedModel(model=model, tables=f.tables.get(""), name=f.metadata.get("name", Path(path).stem),
-                       weights_hash=f.weights_hash)

@@ -24,7 +24,8 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from tngvideo.image.model import HyperpriorCoder, TNGImageModel
+from tngvideo.image.model import TNGImageModel
+from tngvideo.latent.model import HyperpriorCoder
 from tngvideo.train.loop import schedule_factor
 
 # The parameters that change the rate but not the reconstruction.

@@ -18,8 +18,10 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from tngvideo.datapaths import data_path
-from tngvideo.image.model import DEFAULT_LAMBDAS, QUANTIZATION_MODES, TNGImageModel
-from tngvideo.image.weights import build_tables, save_weights
+from tngvideo.image.model import TNGImageModel
+from tngvideo.image.weights import save_weights
+from tngvideo.latent.model import DEFAULT_LAMBDAS, QUANTIZATION_MODES
+from tngvideo.latent.weights import build_tables
 from tngvideo.train.data import list_images
 from tngvideo.train.device_data import PackedFrames, load_photos, to_float
 from tngvideo.train.distributed import any_rank, setup, teardown

@@ -35,10 +35,10 @@ from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.errors import DecodeError
-from tngvideo.image.latent_codec import LatentCodec, LatentStreams
-from tngvideo.image.model import HyperpriorAutoencoder, LatentCondition
-from tngvideo.image.weights import EntropyTables
-from tngvideo.image.search import encode_latents
+from tngvideo.latent.codec import LatentCodec, LatentStreams
+from tngvideo.latent.model import HyperpriorAutoencoder, LatentCondition
+from tngvideo.latent.search import encode_latents
+from tngvideo.latent.weights import EntropyTables
 from tngvideo.video import PRESET_NAMES, EncoderOptions
 from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, PFrameModel, codable_flow, reconstruct

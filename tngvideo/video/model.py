@@ -28,7 +28,7 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
-from tngvideo.image.model import (
+from tngvideo.latent.model import (
     HyperpriorAutoencoder, LatentCondition, ModelConfig, with_channel_context, with_context,
 )
 from tngvideo.video.flow_dis import dis_flow

@@ -9,7 +9,7 @@ P-frame's rate-distortion cost
 
 move the motion latent y and hyper-latent z, with the residual coded by its analysis transform
 at each step (so the search sees what the residual will cost) and rounding relaxed by
-stochastic Gumbel annealing as in the image search (`tngvideo.image.search`). The cost of the
+stochastic Gumbel annealing as in the latent search (`tngvideo.latent.search`). The cost of the
 rounded latents is measured at the start and at the end and the cheaper are returned. The
 decoder is untouched. A model's loop filter is left out of the cost (it corrects the frame after
 prediction and residual; the search weighs the frame before it).
@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import torch
 
-from tngvideo.image.model import HyperpriorAutoencoder
-from tngvideo.image.search import SearchResult, anneal_latents, rd_cost, relaxed_latent
+from tngvideo.latent.model import HyperpriorAutoencoder
+from tngvideo.latent.search import SearchResult, anneal_latents, rd_cost, relaxed_latent
 from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from tngvideo.image.weights import (
+from tngvideo.latent.weights import (
     EntropyTables,
     build_tables,
     config_from_json,

@@ -9,7 +9,7 @@ from tngvideo.metrics import psnr_y
 from tngvideo.analysis.video_report import analyze, gop_profile, write_outputs
 from tngvideo.bitstream.container import TngvReader
 from tngvideo.cli import EXIT_BAD_DATA, EXIT_USAGE, main
-from tngvideo.latent.codec import DecodeError
+from tngvideo.errors import DecodeError
 from tngvideo.media import read_video
 from tngvideo.video import EncoderOptions
 from tngvideo.videofile import decode_frames, encode_file

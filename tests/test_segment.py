@@ -13,7 +13,7 @@ from tngvideo.cli import main
 from tngvideo.media import probe_video, read_video
 from tngvideo.streaming.ladder import Rendition, default_ladder, parse_ladder
 from tngvideo.streaming.playback import playlist_frames, segment_source
-from tngvideo.streaming.playlist import segment_entries, segment_files
+from tngvideo.streaming.playlist import segment_entries
 from tngvideo.streaming.segmenter import segment_video, split_segments
 from tngvideo.videofile import decode_frames
 

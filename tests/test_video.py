@@ -10,7 +10,7 @@ from conftest import make_clip, motion_pframes, natural_image
 from tngvideo.bitstream import BitstreamError
 from tngvideo.bitstream.container import SequenceHeader, TngvReader, write_tngv
 from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
-from tngvideo.latent.codec import DecodeError
+from tngvideo.errors import DecodeError
 from tngvideo.media import read_video
 from tngvideo.video import DEFAULT_PRESET, PRESET_NAMES, EncoderOptions
 from tngvideo.video.codec import (PRESETS, PFrameCoder, Preset, VideoDecoder, VideoEncoder, frame_tensor, is_coded,

@@ -27,26 +27,26 @@ from pathlib import Path
 
 import torch
 
+from tngvideo.analysis.records import append_record
+from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
+from tngvideo.image.codec import ImageCodec
+from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR
+from tngvideo.image.weights import load_weights, save_weights
+from tngvideo.latent.model import with_channel_context, with_context
+from tngvideo.latent.weights import build_tables
+from tngvideo.train.data import list_images
+from tngvideo.train.entropy_fit import EntropyFitConfig, FitResult, fit_entropy_model, image_latents
+from tngvideo.train.overrides import parse_overrides
+from tngvideo.train.video_data import read_clips
+from tngvideo.train.video_latents import pframe_latents
+from tngvideo.video.codec import PFrameCoder
+from tngvideo.video.model import CODER_ROLES, with_video_context
+from tngvideo.video.registry import WEIGHTS_DIR as VIDEO_WEIGHTS_DIR, default_video_model
+from tngvideo.video.weights import load_video_weights, save_video_weights
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
-from tngvideo.analysis.records import append_record  # noqa: E402
-from tngvideo.fileio import atomic_write_bytes  # noqa: E402
-from tngvideo.image.codec import ImageCodec  # noqa: E402
-from tngvideo.image.model import with_channel_context, with_context  # noqa: E402
-from tngvideo.image.registry import DEFAULT_MODEL, WEIGHTS_DIR  # noqa: E402
-from tngvideo.image.weights import build_tables, load_weights, save_weights  # noqa: E402
-from tngvideo.train.data import list_images  # noqa: E402
-from tngvideo.train.entropy_fit import EntropyFitConfig, FitResult, fit_entropy_model, image_latents  # noqa: E402
-from tngvideo.train.overrides import parse_overrides  # noqa: E402
-from tngvideo.train.video_data import read_clips  # noqa: E402
-from tngvideo.train.video_latents import pframe_latents  # noqa: E402
-from tngvideo.video.codec import PFrameCoder  # noqa: E402
-from tngvideo.video.model import CODER_ROLES, with_video_context  # noqa: E402
-from tngvideo.video.registry import WEIGHTS_DIR as VIDEO_WEIGHTS_DIR, default_video_model  # noqa: E402
-from tngvideo.video.weights import load_video_weights, save_video_weights  # noqa: E402
-
-SHARED = ROOT.parent / "shared/data"
 
 
 def fit_video(args, cfg: EntropyFitConfig, should_stop) -> tuple[Path, dict]:
@@ -126,7 +126,7 @@ def main() -> int:
     ap.add_argument("--eval", nargs="*", default=None,
                     help="images (or with --video, clips) whose estimated rate is logged during the fit "
                          "(default: Kodak, or the dev clips)")
-    ap.add_argument("--clips", nargs="*", default=[str(SHARED / "video/train")], help="--video: training clips")
+    ap.add_argument("--clips", nargs="*", default=[str(data_path("video", "train"))], help="--video: training clips")
     ap.add_argument("--frames", type=int, default=17, help="--video: frames coded per clip and quality")
     ap.add_argument("--qualities", type=float, nargs="+", default=[1.0, 3.0, 5.5, 8.0, 10.0],
                     help="--video: qualities the clips are coded at")
@@ -141,7 +141,7 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.eval is None:
-        args.eval = [str(SHARED / ("video/dev" if args.video else "kodak"))]
+        args.eval = [str(data_path("video", "dev") if args.video else data_path("kodak"))]
     try:
         cfg = EntropyFitConfig(**{**asdict(EntropyFitConfig()), **parse_overrides(args.set)})
     except TypeError as exc:

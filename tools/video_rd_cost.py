@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from tngvideo.analysis.metrics import psnr
+from tngvideo.metrics import psnr
 from tngvideo.analysis.records import device_description
 from tngvideo.datapaths import data_path
 from tngvideo.fileio import atomic_write_bytes

@@ -10,10 +10,6 @@ import torch
 
 from tngvideo.latent.model import HyperpriorAutoencoder, ModelConfig
 
-# re-export for tools/: tools/train_entropy.py still imports these from here (that script's
-# clean-up is another change); import them from tngvideo.latent.model instead.
-from tngvideo.latent.model import with_channel_context, with_context  # noqa: F401
-
 
 @dataclass
 class ForwardResult:

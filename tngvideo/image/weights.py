@@ -12,8 +12,6 @@ from pathlib import Path
 import torch
 
 from tngvideo.image.model import TNGImageModel
-# build_tables: also a re-export for tools/ (tools/train_entropy.py still imports it from here;
-# that script's clean-up is another change); import it from tngvideo.latent.weights instead.
 from tngvideo.latent.weights import (
     EntropyTables,
     build_tables,

@@ -391,9 +391,9 @@ def test_a_decode_that_fails_at_the_last_frame_leaves_no_frames_behind(pattern, 
 def test_an_interrupted_decode_leaves_nothing_behind(how, target, clip, tmp_path, monkeypatch):
     import signal
 
-    import tngvideo.videofile
+    import tngvideo.video.sequence
 
-    real = tngvideo.videofile.VideoDecoder
+    real = tngvideo.video.sequence.VideoDecoder
 
     class Interrupted(real):
         calls = 0
@@ -406,7 +406,7 @@ def test_an_interrupted_decode_leaves_nothing_behind(how, target, clip, tmp_path
                 os.kill(os.getpid(), getattr(signal, how))
             return super().decode(data)
 
-    monkeypatch.setattr(tngvideo.videofile, "VideoDecoder", Interrupted)
+    monkeypatch.setattr(tngvideo.video.sequence, "VideoDecoder", Interrupted)
     handlers = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGHUP)
     work = tmp_path / "work"
     work.mkdir()

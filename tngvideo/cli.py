@@ -524,14 +524,14 @@ def _video_info(src: Path) -> dict:
     from fractions import Fraction
 
     from tngvideo.bitstream.container import TngvReader
-    from tngvideo.bitstream.packet import unpack_packet
+    from tngvideo.bitstream.packet import read_record
 
     with TngvReader(src) as r:
         h = r.header
         sizes = {"I": 0, "P": 0}
         frame_list = []
         for n, pk in enumerate(r.packets()):
-            kind = "IP"[unpack_packet(pk.data).frame_type]
+            kind = "IP"[read_record(pk.data).frame_type]
             sizes[kind] += len(pk.data)
             frame_list.append({"index": n, "type": kind, "pts": pk.pts, "bytes": len(pk.data)})
         n = len(frame_list)

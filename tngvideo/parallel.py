@@ -134,7 +134,8 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
     (EncodedSequence, notes, chunk count)."""
     from tngvideo.media import probe_video
     from tngvideo.video.registry import load_video_codecs
-    from tngvideo.videofile import EncodedSequence, sequence_header
+    from tngvideo.video.sequence import sequence_header
+    from tngvideo.videofile import EncodedSequence
 
     info = probe_video(src)
     n = count_frames(src, max_frames, start)
@@ -159,8 +160,9 @@ def encode_parallel(src: str | Path, *, quality: float, gop: int, model: str | N
     packets = [p for r in parts for p in r["packets"]]
     stats = [s for r in parts for s in r["stats"]]
     codecs = load_video_codecs(model)
-    header = sequence_header(packets, stats, codecs, width=info.width, height=info.height, time_base=info.time_base,
-                             frame_rate=info.frame_rate, gop=gop, colour=info.colour, rotation=info.rotation)
+    header = sequence_header(stats, [p[1] for p in packets], codecs.model_ids(), width=info.width,
+                             height=info.height, time_base=info.time_base, frame_rate=info.frame_rate, gop=gop,
+                             colour=info.colour, rotation=info.rotation)
     seq = EncodedSequence(header, packets, stats, [x for r in parts for x in r["psnr"]],
                           [x for r in parts for x in r["encode_ms"]])
     notes = [engine.note] if engine.note else []

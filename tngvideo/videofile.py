@@ -24,8 +24,9 @@ from tngvideo.media_passthrough import copy_streams
 from tngvideo.metrics import psnr
 from tngvideo.ratecontrol import RateState, search_quality
 from tngvideo.video import DEFAULT_GOP, EncoderOptions
-from tngvideo.video.codec import FrameStats, VideoDecoder, VideoEncoder
+from tngvideo.video.codec import FrameRecord
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
+from tngvideo.video.sequence import SequenceDecoder, SequenceEncoder
 
 
 @dataclass
@@ -34,7 +35,7 @@ class EncodedSequence:
 
     header: SequenceHeader
     packets: list[tuple[bytes, int, int]]  # (packet, pts, duration)
-    stats: list[FrameStats]
+    stats: list[FrameRecord]
     psnr: list[float]
     encode_ms: list[float]
 
@@ -59,21 +60,6 @@ class EncodedSequence:
         return self.packets[0][1] * time_base, (self.packets[-1][1] + max(1, self.packets[-1][2])) * time_base
 
 
-def sequence_header(packets: list[tuple[bytes, int, int]], stats: list[FrameStats], codecs: VideoCodecs, *,
-                    width: int, height: int, time_base: Fraction, frame_rate: Fraction, gop: int,
-                    colour: dict | None = None, rotation: int = 0) -> SequenceHeader:
-    if not packets:
-        raise DecodeError("the input has no video frames")
-    intra = [(s.index, p[1]) for p, s in zip(packets, stats) if s.frame_type == 0]
-    return SequenceHeader(
-        width=width, height=height,
-        time_base=(time_base.numerator, time_base.denominator),
-        frame_rate=(frame_rate.numerator, frame_rate.denominator),
-        gop=gop, frame_count=len(packets), iframes=[i for i, _ in intra], iframe_pts=[p for _, p in intra],
-        models=codecs.model_ids(), colour=dict(colour or {}), rotation=rotation, start_pts=packets[0][1],
-    )
-
-
 def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width: int, height: int,
                     time_base: Fraction, frame_rate: Fraction, quality: float, gop: int = DEFAULT_GOP,
                     colour: dict | None = None, rotation: int = 0, first_index: int = 0,
@@ -81,21 +67,18 @@ def encode_sequence(frames: Iterable[VideoFrame], codecs: VideoCodecs, *, width:
                     options: EncoderOptions = EncoderOptions()) -> EncodedSequence:
     """Encode frames in memory as one closed-loop sequence (or, with `first_index`, as the chunk
     of a longer one that starts at that frame, which must be a GOP boundary)."""
-    enc = VideoEncoder(codecs.image, codecs.pframes, width=width, height=height, quality=quality, gop=gop,
-                       first_index=first_index, options=options)
-    packets, stats, psnrs, enc_ms = [], [], [], []
+    enc = SequenceEncoder(codecs, width=width, height=height, quality=quality, gop=gop, first_index=first_index,
+                          options=options)
+    psnrs, enc_ms = [], []
     for frame in frames:
         t0 = time.perf_counter()
-        out = enc.encode(frame.rgb)
+        out = enc.encode(frame.rgb, pts=frame.pts, duration=frame.duration)
         enc_ms.append((time.perf_counter() - t0) * 1000)
-        packets.append((out.packet, frame.pts, frame.duration))
-        stats.append(out.stats)
-        psnrs.append(psnr(frame.rgb, out.reconstruction))
+        psnrs.append(psnr(frame.rgb, out.rgb))
         if progress:
             progress(1)
-    header = sequence_header(packets, stats, codecs, width=width, height=height, time_base=time_base,
-                             frame_rate=frame_rate, gop=gop, colour=colour, rotation=rotation)
-    return EncodedSequence(header, packets, stats, psnrs, enc_ms)
+    header = enc.header(time_base=time_base, frame_rate=frame_rate, colour=colour, rotation=rotation)
+    return EncodedSequence(header, enc.packets, enc.records, psnrs, enc_ms)
 
 
 class ParallelEncode(Protocol):
@@ -117,7 +100,7 @@ class EncodeSummary:
     kbps: float
     mean_psnr: float
     encode_fps: float
-    frame_stats: list[FrameStats] = field(default_factory=list)
+    frame_stats: list[FrameRecord] = field(default_factory=list)
     frame_psnr: list[float] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     chunks: int = 1
@@ -202,19 +185,6 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
     )
 
 
-def video_model_name(header: SequenceHeader) -> str:
-    """The registered name of the header's video model ("name:weights-hash" or "name")."""
-    name = header.models.get("video", "").split(":")[0]
-    if not name:
-        raise DecodeError("the sequence header names no video model")
-    return name
-
-
-def _check_models(header: SequenceHeader, codecs: VideoCodecs) -> None:
-    if header.models != codecs.model_ids():
-        raise DecodeError(f"file was made with models {header.models}, this decoder has {codecs.model_ids()}")
-
-
 @dataclass
 class DecodeReport:
     """What on_error="conceal" had to do: concealed frame indices, frames missing at the end."""
@@ -242,57 +212,37 @@ def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
     on_error="stop" raises `DecodeError` naming the first bad frame. on_error="conceal" repeats
     the last good frame (mid-grey before the first) from a damaged frame until the next I-frame
     that decodes, and records in `report` the concealed frames and how many frames a truncated
-    stream lacks (those are not invented)."""
+    stream lacks (those are not invented). The decoding itself: `SequenceDecoder`."""
     if on_error not in ("stop", "conceal"):
         raise ValueError("on_error must be 'stop' or 'conceal'")
     reader = TngvReader(src)
     header = reader.header
     try:  # all before any network runs
         check_memory(header.width, header.height, VIDEO_DECODE)
-        codecs = codecs or load_video_codecs(video_model_name(header))
-        _check_models(header, codecs)
+        dec = SequenceDecoder(header, codecs, on_error=on_error)
     except (FileNotFoundError, MemoryLimitError, DecodeError) as exc:
         reader.close()
         raise DecodeError(str(exc)) from None
-    k = max([j for j, i in enumerate(header.iframes) if i <= start], default=None)
-    first_i, first_pts = (header.iframes[k], header.iframe_pts[k]) if k is not None else (0, None)
+    point = dec.seek(start)
     end = header.frame_count if frames is None else min(header.frame_count, start + frames)
-    iframes = set(header.iframes)
     report = report if report is not None else DecodeReport()
 
     def gen() -> Iterator[VideoFrame]:
-        dec = VideoDecoder(codecs.image, codecs.pframes, width=header.width, height=header.height)
-        last = VideoFrame(np.full((header.height, header.width, 3), 128, np.uint8), header.start_pts, 1)
-        broken = False
         try:
-            n = first_i
-            for pk in reader.packets(from_pts=first_pts):
-                if first_pts is not None and pk.pts < first_pts:
+            for pk in reader.packets(from_pts=point.pts):
+                if point.pts is not None and pk.pts < point.pts:
                     continue  # the seek landed early
-                if n >= end:
+                if dec.index >= end:
                     break
-                if not broken or n in iframes:
-                    try:
-                        p, rgb = dec.decode(pk.data)
-                        if p.index != n:
-                            raise DecodeError(f"packet out of order (carries index {p.index})")
-                        broken = False
-                    except DecodeError as exc:
-                        if on_error == "stop":
-                            raise DecodeError(f"frame {n}: {exc}") from None
-                        broken = True
-                        dec.reset()
-                if broken:
-                    report.concealed.append(n)
-                    rgb = last.rgb
-                last = VideoFrame(rgb, pk.pts, pk.duration)
-                if n >= start:
-                    yield last
-                n += 1
-            if n < end:
+                f = dec.decode(pk.data, pts=pk.pts, duration=pk.duration)
+                if f.concealed:
+                    report.concealed.append(f.index)
+                if f.index >= start:
+                    yield VideoFrame(f.rgb, f.pts, f.duration)
+            if dec.index < end:
                 if on_error == "stop":
-                    raise DecodeError(f"stream ends after {n} of {header.frame_count} frames")
-                report.missing = end - max(n, start)
+                    raise DecodeError(f"stream ends after {dec.index} of {header.frame_count} frames")
+                report.missing = end - max(dec.index, start)
         finally:
             reader.close()
 
@@ -323,4 +273,4 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
 
 
 __all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence",
-           "ParallelEncode", "decode_file", "decode_frames", "encode_file", "encode_sequence", "sequence_header"]
+           "ParallelEncode", "decode_file", "decode_frames", "encode_file", "encode_sequence"]

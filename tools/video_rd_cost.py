@@ -30,8 +30,9 @@ from tngvideo.image.codec import ImageCodec
 from tngvideo.image.registry import DEFAULT_MODEL as DEFAULT_IMAGE_MODEL
 from tngvideo.media import read_video
 from tngvideo.parallel import batch_inputs
-from tngvideo.video.codec import VideoEncoder, frame_tensor
+from tngvideo.video.codec import frame_tensor
 from tngvideo.video.registry import VideoCodecs, load_video_codecs, video_codecs_from_file
+from tngvideo.video.sequence import SequenceEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -46,16 +47,15 @@ def codecs_for(spec: str) -> VideoCodecs:
 def sequence_cost(codecs: VideoCodecs, frames: list, quality: float, gop: int) -> dict:
     """J, bytes and mean PSNR-RGB of one closed-loop encode of `frames` at `quality`."""
     h, w = frames[0].shape[:2]
-    pf = codecs.pframes
-    enc = VideoEncoder(codecs.image, pf, width=w, height=h, quality=quality, gop=gop)
+    enc = SequenceEncoder(codecs, width=w, height=h, quality=quality, gop=gop)
     cost, nbytes, psnrs = 0.0, 0, []
     for rgb in frames:
         out = enc.encode(rgb)
         x = frame_tensor(rgb, torch.device("cpu"))[..., :h, :w]
-        x_hat = torch.from_numpy(out.reconstruction).permute(2, 0, 1)[None].float() / 255
-        cost += pf.rd_cost(x, x_hat, 8 * len(out.packet), quality)
+        x_hat = torch.from_numpy(out.rgb).permute(2, 0, 1)[None].float() / 255
+        cost += codecs.pframes.rd_cost(x, x_hat, 8 * len(out.packet), quality)
         nbytes += len(out.packet)
-        psnrs.append(psnr(rgb, out.reconstruction))
+        psnrs.append(psnr(rgb, out.rgb))
     return {"J": round(cost, 1), "bytes": nbytes, "psnr_rgb": round(sum(psnrs) / len(psnrs), 3)}
 
 

@@ -27,14 +27,13 @@ from tngvideo.analysis.bdrate import bd_rate
 from tngvideo.metrics import ms_ssim, psnr, psnr_y
 from tngvideo.analysis.peers import PEERS, run_peer
 from tngvideo.bitstream.container import SequenceHeader, TngvReader
-from tngvideo.bitstream.packet import FrameType
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.errors import DecodeError
 from tngvideo.media import VideoFrame, probe_video, read_video
 from tngvideo.video import EncoderOptions
-from tngvideo.video.codec import VideoDecoder
 from tngvideo.video.registry import VideoCodecs, load_video_codecs
-from tngvideo.videofile import encode_sequence, video_model_name
+from tngvideo.video.sequence import SequenceDecoder, codecs_for
+from tngvideo.videofile import encode_sequence
 
 COMPONENTS = ("intra", "motion", "residual", "header")
 
@@ -129,11 +128,9 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, c
     ref_end = times[-1]
     with TngvReader(path) as r:
         h = r.header
-        if h.models != codecs.model_ids():
-            raise DecodeError(f"file was made with models {h.models}, this decoder has {codecs.model_ids()}")
+        dec = SequenceDecoder(h, codecs)
         if h.width != reference[0].rgb.shape[1] or h.height != reference[0].rgb.shape[0]:
             raise DecodeError("reference video size differs from the coded video")
-        dec = VideoDecoder(codecs.image, codecs.pframes, width=h.width, height=h.height)
         total_dec = 0.0
         tb = Fraction(h.tb)
         span = None
@@ -151,26 +148,21 @@ def _rows_from_tngv(path: Path, reference: list[VideoFrame], ref_tb: Fraction, c
                 raise DecodeError(f"frame {n} at {float(t):.3f} s: the reference has no frame at that time")
             ref_rgb = reference[k].rgb
             t0 = time.perf_counter()
-            try:
-                p, rgb = dec.decode(pk.data)
-            except DecodeError as exc:
-                raise DecodeError(f"frame {n}: {exc}") from None
+            f = dec.decode(pk.data, pts=pk.pts, duration=pk.duration)  # a bad frame: DecodeError naming it
             dt = time.perf_counter() - t0
             total_dec += dt
-            unit_bits = [8 * (len(u.hyper) + len(u.latent)) for u in p.units]
-            bits = dict(zip(("intra",) if p.frame_type == 0 else ("motion", "residual"), unit_bits))
-            hdr = 8 * (len(pk.data) - sum(unit_bits) // 8)
-            ps, py, ss = _metrics(ref_rgb, rgb, with_msssim)
-            qualities.append(p.quality)
+            rec = f.record
+            payload = sum(rec.bits.values())
+            ps, py, ss = _metrics(ref_rgb, f.rgb, with_msssim)
+            qualities.append(rec.quality)
             end = t + (pk.duration * tb if pk.duration else 1 / Fraction(*h.frame_rate))
             span = (span[0] if span else t, end)
             rows.append(FrameRow(
-                "tngvideo", setting, n, pk.pts, float((pk.pts - h.start_pts) * tb), "IP"[p.frame_type], len(pk.data),
-                bits.get("intra", 0), bits.get("motion", 0), bits.get("residual", 0), hdr,
+                "tngvideo", setting, n, pk.pts, float((pk.pts - h.start_pts) * tb), "IP"[rec.frame_type], len(pk.data),
+                rec.bits.get("intra", 0), rec.bits.get("motion", 0), rec.bits.get("residual", 0), 8 * rec.header_bytes,
                 len(pk.data) * 8 / (h.width * h.height), ps, py, ss,
-                est[n] if est else None, sum(unit_bits) if est else None,
-                enc_ms[n] if enc_ms else None, dt * 1000,
-                p.motion_q if p.frame_type == FrameType.P and not p.units[0].empty else None,
+                est[n] if est else None, payload if est else None,
+                enc_ms[n] if enc_ms else None, dt * 1000, rec.motion_quality,
             ))
             if progress:
                 progress(1)
@@ -196,8 +188,7 @@ def analyze(src: str | Path, *, qualities: list[float], gop: int, compare: list[
     with tempfile.TemporaryDirectory() as tmp:
         if tngv is not None:
             with TngvReader(tngv) as r:
-                name = video_model_name(r.header)
-            codecs = load_video_codecs(name)
+                codecs = codecs_for(r.header)
             out.models = codecs.model_ids()
             d = _rows_from_tngv(Path(tngv), reference, ref_tb, codecs, None, None, None, with_msssim, progress)
             if not d.rows:

@@ -79,6 +79,37 @@ class FramePacket:
         return len(_header(self)) + 4
 
 
+UNIT_NAMES = {FrameType.I: ("intra",), FrameType.P: ("motion", "residual")}  # a packet's coded units, in order
+
+
+@dataclass(frozen=True)
+class FrameRecord:
+    """One coded frame as its packet describes it: the same record whether the encoder made the
+    packet or a decoder read it (only the encoder knows the entropy model's estimate)."""
+    index: int
+    frame_type: FrameType
+    quality: float
+    motion_quality: float | None  # the quality its coded motion is at; None: no coded motion (I, or P without)
+    packet_bytes: int
+    header_bytes: int
+    bits: dict[str, int]  # payload bits by unit ("intra", or "motion" and "residual")
+    estimated_bits: float | None = None  # the encoder's estimate of the payload; None from a decoder
+
+
+def frame_record(packet: FramePacket, packet_bytes: int, estimated_bits: float | None = None) -> FrameRecord:
+    """The record of a frame packet `packet_bytes` long."""
+    p = packet
+    coded_motion = p.frame_type == FrameType.P and not p.units[0].empty
+    return FrameRecord(p.index, p.frame_type, p.quality, p.motion_q if coded_motion else None, packet_bytes,
+                       p.header_bytes, {k: 8 * (len(u.hyper) + len(u.latent))
+                                        for k, u in zip(UNIT_NAMES[p.frame_type], p.units)}, estimated_bits)
+
+
+def read_record(data: bytes) -> FrameRecord:
+    """The record of a frame packet, read without decoding it (`BitstreamError` if it is not one)."""
+    return frame_record(unpack_packet(data), len(data))
+
+
 def _varint(v: int) -> bytes:
     if not 0 <= v < 1 << 32:
         raise ValueError(f"packet field {v} outside 0..2^32-1")

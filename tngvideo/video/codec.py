@@ -32,7 +32,8 @@ import torch
 import torch.nn.functional as F
 
 from tngvideo.bitstream import BitstreamError
-from tngvideo.bitstream.packet import CodedUnit, FramePacket, FrameType, pack_packet, unpack_packet
+from tngvideo.bitstream.packet import (CodedUnit, FramePacket, FrameRecord, FrameType, frame_record, pack_packet,
+                                      unpack_packet)
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.errors import DecodeError
 from tngvideo.latent.codec import LatentCodec, LatentStreams
@@ -79,20 +80,10 @@ def preset_named(preset: "str | Preset") -> Preset:
 
 
 @dataclass(frozen=True)
-class FrameStats:
-    index: int
-    frame_type: FrameType
-    packet_bytes: int
-    header_bytes: int
-    bits: dict[str, int]  # payload bits by component
-    estimated_bits: float
-
-
-@dataclass(frozen=True)
 class EncodedFrame:
     packet: bytes
     reconstruction: np.ndarray  # (H, W, 3) uint8: exactly what the decoder will output
-    stats: FrameStats
+    stats: FrameRecord
 
 
 @dataclass(frozen=True)
@@ -460,7 +451,6 @@ class VideoEncoder:
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
         motion_quality = c.motion_quality if c.motion_quality != c.quality else None  # None: the frame's own (or no motion)
         packet = FramePacket(ftype, c.quality, self.index, units, motion_quality)
-        bits = {k: s.payload_bits for k, s in coded.items()}
         est = sum(s.estimated_bits for s in coded.values())
         if ftype == FrameType.I:
             self._since_intra = 0
@@ -472,9 +462,8 @@ class VideoEncoder:
         self._source = x
         self._flow = c.flow_hat
         data = pack_packet(packet)
-        stats = FrameStats(self.index, packet.frame_type, len(data), packet.header_bytes, bits, est)
         self.index += 1
-        return EncodedFrame(data, _to_rgb(self._ref, self.height, self.width), stats)
+        return EncodedFrame(data, _to_rgb(self._ref, self.height, self.width), frame_record(packet, len(data), est))
 
 
 class VideoDecoder:

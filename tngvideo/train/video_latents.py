@@ -16,7 +16,8 @@ import torch
 from tqdm import tqdm
 
 from tngvideo.image.codec import ImageCodec
-from tngvideo.video.codec import PFrameCoder, frame_tensor, is_coded, on_grid
+from tngvideo.video import EncoderOptions
+from tngvideo.video.codec import PFrameCoder, VideoEncoder, frame_tensor, is_coded
 from tngvideo.video.model import RESIDUAL_OFFSET
 
 
@@ -43,34 +44,34 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                    qualities: list[float], *, gop: int = 16, progress: bool = True,
                    should_stop=lambda: False) -> dict[str, CodedLatents]:
     """{"motion": ..., "residual": ...}: the coded latents of every clip at every quality (of
-    the clips coded so far when `should_stop()` turns true)."""
+    the clips coded so far when `should_stop()` turns true). The clips are coded by the
+    sequence encoder (`VideoEncoder`, I-frames every `gop` frames only, every P-frame mode tried)."""
     if pframes.motion is None:
         raise ValueError("a P-frame coder without a motion model has no coders of its own to fit")
     out = {"motion": CodedLatents(), "residual": CodedLatents()}
     residual, motion = pframes.residual.coder, pframes.motion.coder
     total = sum(len(c) for c in clips) * len(qualities)
     bar = tqdm(total=total, desc="capture latents", unit="frame", disable=not progress, mininterval=5)
+    options = EncoderOptions(preset="slow", adaptive_intra=False)
     for frames in clips:
         h, w = frames[0].shape[:2]
         for q in qualities:
-            ref = source = None
+            enc = VideoEncoder(image, pframes, width=w, height=h, quality=q, gop=gop, options=options)
+            source = None
             for i, rgb in enumerate(frames):
                 if should_stop():
                     bar.close()
                     return out
                 x = frame_tensor(rgb, image.device)
-                if ref is None or i % gop == 0:
-                    _, x_hat = image.encode_tensor(x, pframes.intra_quality(image, q), hw=(h, w))
-                else:
-                    if pframes.condition(ref) is not None or pframes.motion_condition(None, x) is not None:
-                        raise ValueError("the entropy models of a conditional P-frame model are fitted by "
-                                         "training it (tools/train_video.py), not by capturing latents")
-                    f = pframes.encode(x, ref, q, hw=(h, w), flow_ref=source)
-                    x_hat = f.x_hat
-                    out["residual"].add(residual.g_a(x - f.prediction + RESIDUAL_OFFSET), q)
-                    if is_coded(f.motion):
-                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), f.motion_quality)
-                ref, source = on_grid(x_hat), x
+                if i % gop and (pframes.condition(x) is not None or pframes.motion_condition(None, x) is not None):
+                    raise ValueError("the entropy models of a conditional P-frame model are fitted by "
+                                     "training it (tools/train_video.py), not by capturing latents")
+                c = enc.encode(rgb).picture
+                if not c.intra:
+                    out["residual"].add(residual.g_a(x - c.prediction + RESIDUAL_OFFSET), q)
+                    if is_coded(c.motion):
+                        out["motion"].add(motion.g_a(pframes.coded_flow_input(x, source)), c.motion_quality)
+                source = x
                 bar.update(1)
     bar.close()
     return out

@@ -1,5 +1,6 @@
 """Inter-frame coding: optical flow, motion coding, motion compensation, residual coding,
-and the sequence-level VideoEncoder / VideoDecoder."""
+the frame-by-frame VideoEncoder / VideoDecoder (GOP, reference buffer) and, over them, the
+sequence API (`tngvideo.video.sequence`: SequenceEncoder / SequenceDecoder, header plus packets)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,11 @@
-"""Sequence coding: `VideoEncoder` / `VideoDecoder` own the group of pictures and the
+"""Frame-by-frame coding: `VideoEncoder` / `VideoDecoder` own the group of pictures and the
 reference buffer, and keep the loop closed (the encoder predicts from its own decoded frame,
-so the decoder's output equals the encoder's reconstruction).
+so the decoder's output equals the encoder's reconstruction). Whole sequences, with their
+header, model checks, seeking and concealment: `tngvideo.video.sequence`.
+
+A frame passes through three forms: the `CodedPicture` the encoder chose (streams by unit,
+reconstruction, P-frame prediction and motion), its `FramePacket` (bytes at the bitstream
+boundary) and the packet's `FrameRecord` (what encoder and decoder both report per frame).
 
 Frame i is intra when i % gop == 0, and any other frame is intra where coding it intra costs less
 in rate-distortion terms than coding it as a P-frame (adaptive intra). A P-frame is coded as
@@ -80,23 +85,47 @@ def preset_named(preset: "str | Preset") -> Preset:
 
 
 @dataclass(frozen=True)
-class EncodedFrame:
-    packet: bytes
-    reconstruction: np.ndarray  # (H, W, 3) uint8: exactly what the decoder will output
-    stats: FrameRecord
+class CodedPicture:
+    """One frame coded one way, intra or predicted: its streams by unit ("intra", or "motion" and
+    "residual", the packet's order), the reconstruction and the frame's quality; a P-frame also
+    the quality its motion is coded at (its own when it has no motion), the prediction the
+    residual was coded against, the flow estimator and the decoded flow (None: no motion)."""
+    streams: dict[str, LatentStreams]
+    x_hat: torch.Tensor
+    quality: float
+    motion_quality: float | None = None  # P-frames
+    prediction: torch.Tensor | None = None  # P-frames: what the decoder predicts from the reference and the motion
+    estimator: str | None = None
+    flow_hat: torch.Tensor | None = None
+
+    @property
+    def intra(self) -> bool:
+        return "intra" in self.streams
+
+    @property
+    def motion(self) -> LatentStreams:
+        return self.streams["motion"]
+
+    @property
+    def residual(self) -> LatentStreams:
+        return self.streams["residual"]
+
+
+def _predicted(motion: LatentStreams, residual: LatentStreams, x_hat: torch.Tensor, quality: float,
+               motion_quality: float, prediction: torch.Tensor, estimator: str | None = None,
+               flow_hat: torch.Tensor | None = None) -> CodedPicture:
+    return CodedPicture({"motion": motion, "residual": residual}, x_hat, quality, motion_quality, prediction,
+                        estimator, flow_hat)
 
 
 @dataclass(frozen=True)
-class InterFrame:
-    """A coded P-frame: its motion and residual streams, the reconstruction, the quality the
-    motion is coded at and the prediction the residual was coded against."""
-    motion: LatentStreams
-    residual: LatentStreams
-    x_hat: torch.Tensor
-    motion_quality: float
-    prediction: torch.Tensor  # what the decoder predicts from the reference and the motion streams
-    estimator: str | None = None  # the flow estimator whose motion was coded (None: no motion)
-    flow_hat: torch.Tensor | None = None  # the decoded flow (None: no motion)
+class EncodedFrame:
+    """What the encoder made of a frame: its packet, the reconstruction (exactly what the decoder
+    will output), the packet's record and the coded picture behind it."""
+    packet: bytes
+    reconstruction: np.ndarray  # (H, W, 3) uint8
+    stats: FrameRecord
+    picture: CodedPicture
 
 
 def is_coded(streams: LatentStreams) -> bool:
@@ -229,7 +258,7 @@ class PFrameCoder:
                hw: tuple[int, int] | None = None, flow_ref: torch.Tensor | None = None,
                motion_offsets: tuple[float, ...] = DEFAULT_MOTION_OFFSETS,
                zero_motion: bool | None = None, estimators: tuple[str, ...] = ("net",),
-               prev_flow: torch.Tensor | None = None) -> InterFrame:
+               prev_flow: torch.Tensor | None = None) -> CodedPicture:
         """Mode decision: with a motion model, code the frame with the motion of each of
         `estimators` at each of `motion_qualities(quality, motion_offsets)` and (with `zero_motion`, default the coder's
         `mode_decision`) with the plain reference as prediction (no motion bits), and keep
@@ -249,8 +278,8 @@ class PFrameCoder:
         coder with such a context skips the motion search, which does not model it)."""
         if self.motion is None:
             res_streams, x_hat = self._code_prediction(x, ref, quality)
-            return InterFrame(EMPTY, res_streams, x_hat, quality, ref)
-        best: InterFrame | None = None
+            return _predicted(EMPTY, res_streams, x_hat, quality, quality, ref)
+        best: CodedPicture | None = None
         best_cost = math.inf
         flows = {}
         motion_condition = self.motion_condition(prev_flow, x)
@@ -264,17 +293,17 @@ class PFrameCoder:
                 res_streams, x_hat = self._code_prediction(x, pred, quality)
                 cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality, hw)
                 if cost < best_cost:
-                    best, best_cost = InterFrame(motion_streams, res_streams, x_hat, mq, pred, name, flow_hat), cost
+                    best, best_cost = _predicted(motion_streams, res_streams, x_hat, quality, mq, pred, name, flow_hat), cost
         if best is None or (self.mode_decision if zero_motion is None else zero_motion):
             res_streams, x_hat = self._code_prediction(x, ref, quality)
             if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality, hw) <= best_cost:
-                best = InterFrame(EMPTY, res_streams, x_hat, quality, ref)
+                best = _predicted(EMPTY, res_streams, x_hat, quality, quality, ref)
         if search_steps > 0 and is_coded(best.motion) and motion_condition is None:
             best = self._search_motion(x, ref, flows[best.estimator], best, quality, search_steps, hw)
         return best
 
-    def _search_motion(self, x: torch.Tensor, ref: torch.Tensor, flow: torch.Tensor, best: InterFrame, quality: float,
-                       steps: int, hw: tuple[int, int] | None) -> InterFrame:
+    def _search_motion(self, x: torch.Tensor, ref: torch.Tensor, flow: torch.Tensor, best: CodedPicture,
+                       quality: float, steps: int, hw: tuple[int, int] | None) -> CodedPicture:
         """`best` with its motion recoded after a motion search (`tngvideo.video.motion_search`),
         where the search finds a cheaper frame under the model."""
         assert self.motion is not None and self.mc is not None
@@ -290,7 +319,7 @@ class PFrameCoder:
             return best
         pred = self.mc(ref, flow_hat)
         res_streams, x_hat = self._code_prediction(x, pred, quality)
-        return InterFrame(streams, res_streams, x_hat, best.motion_quality, pred, best.estimator, flow_hat)
+        return _predicted(streams, res_streams, x_hat, quality, best.motion_quality, pred, best.estimator, flow_hat)
 
     @torch.no_grad()
     def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
@@ -355,21 +384,6 @@ class Mode:
     offset: float
 
 
-@dataclass(frozen=True)
-class _Coded:
-    """One frame coded one way: its streams by unit, the reconstruction, its quality and (P-frames)
-    the mode its motion was coded in."""
-    streams: dict[str, LatentStreams]
-    x_hat: torch.Tensor
-    quality: float  # the frame's quality (what its packet carries)
-    mode: Mode | None = None  # a P-frame's mode, None = no motion
-    flow_hat: torch.Tensor | None = None  # a P-frame's decoded flow, None = no motion
-
-    @property
-    def motion_quality(self) -> float | None:
-        return None if self.mode is None else round((self.quality + self.mode.offset) * 100) / 100
-
-
 class VideoEncoder:
     def __init__(self, image: ImageCodec, pframes: PFrameCoder, *, width: int, height: int, quality: float, gop: int,
                  first_index: int = 0, options: EncoderOptions = EncoderOptions()):
@@ -402,11 +416,11 @@ class VideoEncoder:
         d = o.intra_offset if intra else o.p_offsets[self._since_intra % len(o.p_offsets)]
         return self.pframes.held_quality(self.quality + d)
 
-    def _intra(self, x: torch.Tensor, search_steps: int) -> _Coded:
+    def _intra(self, x: torch.Tensor, search_steps: int) -> CodedPicture:
         q = self.frame_quality(intra=True)
         streams, x_hat = self.image.encode_tensor(x, self.pframes.intra_quality(self.image, q),
                                                   search_steps=search_steps, hw=(self.height, self.width))
-        return _Coded({"intra": streams}, x_hat, quality=q)
+        return CodedPicture({"intra": streams}, x_hat, q)
 
     @property
     def _probe(self) -> bool:
@@ -422,14 +436,12 @@ class VideoEncoder:
         return {"motion_offsets": (self._winner.offset,), "zero_motion": False,
                 "estimators": (self._winner.estimator,)}
 
-    def _inter(self, x: torch.Tensor, search_steps: int) -> _Coded:
-        q = self.frame_quality(intra=False)
-        f = self.pframes.encode(x, self._ref, q, search_steps=search_steps, hw=(self.height, self.width),
-                                flow_ref=self._source, prev_flow=self._flow, **self._modes())
-        mode = Mode(f.estimator or "net", f.motion_quality - q) if is_coded(f.motion) else None
-        return _Coded({"motion": f.motion, "residual": f.residual}, f.x_hat, quality=q, mode=mode, flow_hat=f.flow_hat)
+    def _inter(self, x: torch.Tensor, search_steps: int) -> CodedPicture:
+        return self.pframes.encode(x, self._ref, self.frame_quality(intra=False), search_steps=search_steps,
+                                   hw=(self.height, self.width), flow_ref=self._source, prev_flow=self._flow,
+                                   **self._modes())
 
-    def _cost(self, x: torch.Tensor, c: _Coded) -> float:
+    def _cost(self, x: torch.Tensor, c: CodedPicture) -> float:
         # one lambda for both candidates (the P-frame's), so that the choice is between rates and distortions
         return self.pframes.rd_cost(x, c.x_hat, sum(s.payload_bits for s in c.streams.values()),
                                     self.frame_quality(intra=False), (self.height, self.width))
@@ -446,24 +458,23 @@ class VideoEncoder:
             inter, intra = self._inter(x, 0), self._intra(x, 0)
             mode, plain = (self._intra, intra) if self._cost(x, intra) < self._cost(x, inter) else (self._inter, inter)
             c = mode(x, steps) if steps else plain
-        coded, x_hat = c.streams, c.x_hat
-        ftype = FrameType.I if "intra" in coded else FrameType.P
-        units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in coded.values())
+        ftype = FrameType.I if c.intra else FrameType.P
+        units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in c.streams.values())
         motion_quality = c.motion_quality if c.motion_quality != c.quality else None  # None: the frame's own (or no motion)
         packet = FramePacket(ftype, c.quality, self.index, units, motion_quality)
-        est = sum(s.estimated_bits for s in coded.values())
+        est = sum(s.estimated_bits for s in c.streams.values())
         if ftype == FrameType.I:
             self._since_intra = 0
         else:
             if self._probe:
-                self._winner = c.mode
+                self._winner = Mode(c.estimator or "net", c.motion_quality - c.quality) if is_coded(c.motion) else None
             self._since_intra += 1
-        self._ref = on_grid(x_hat)
+        self._ref = on_grid(c.x_hat)
         self._source = x
         self._flow = c.flow_hat
         data = pack_packet(packet)
         self.index += 1
-        return EncodedFrame(data, _to_rgb(self._ref, self.height, self.width), frame_record(packet, len(data), est))
+        return EncodedFrame(data, _to_rgb(self._ref, self.height, self.width), frame_record(packet, len(data), est), c)
 
 
 class VideoDecoder:

@@ -169,7 +169,7 @@ def test_progress_bars_have_a_total_for_inputs_that_keep_no_frame_count(tmp_path
     from PIL import Image
 
     import tngvideo.analysis.video_report as report
-    import tngvideo.cli as cli
+    import tngvideo.cli.output as output
     import tngvideo.videofile as videofile
     from conftest import natural_image
 
@@ -179,7 +179,7 @@ def test_progress_bars_have_a_total_for_inputs_that_keep_no_frame_count(tmp_path
     for i in range(4):
         Image.fromarray(natural_image(16, 24, seed=i)).save(tmp_path / "imgs" / f"im{i:03d}.png")
     totals = []
-    real = cli._progress
+    real = output.bar
 
     def progress(args, total, desc):
         totals.append((desc, total))
@@ -189,7 +189,7 @@ def test_progress_bars_have_a_total_for_inputs_that_keep_no_frame_count(tmp_path
         return videofile.EncodeSummary(frames=1, bytes=1, duration_seconds=1, kbps=1, mean_psnr=1, encode_fps=1,
                                        quality=4.0)
 
-    monkeypatch.setattr(cli, "_progress", progress)
+    monkeypatch.setattr(output, "bar", progress)
     monkeypatch.setattr(videofile, "encode_file", fake_encode)
     monkeypatch.setattr(report, "analyze", lambda *a, **k: report.Analysis("x", 1, 1))
     monkeypatch.setattr(report, "write_outputs", lambda *a, **k: None)

@@ -144,7 +144,7 @@ def test_fp16_shipping_keeps_the_codec_consistent(tiny_weights, tmp_path):
 
 
 def test_higher_quality_gives_more_bytes_and_higher_psnr_on_a_photo(shipped_codec):
-    from tngvideo.cli import sample_image
+    from tngvideo.api.image import sample_image
 
     img = sample_image()[::2, ::2]  # 256x300 natural photograph from matplotlib's sample data
     sizes, psnrs = [], []
@@ -157,7 +157,7 @@ def test_higher_quality_gives_more_bytes_and_higher_psnr_on_a_photo(shipped_code
 
 
 def test_latent_search_lowers_the_real_rd_cost_and_still_round_trips(shipped_codec):
-    from tngvideo.cli import sample_image
+    from tngvideo.api.image import sample_image
 
     img = sample_image()[:97, :131]  # odd size: the search scores real pixels, not padding
     q = 3.0

@@ -20,6 +20,7 @@ FLOORS = [
     {"video"},
     {"media", "media_passthrough", "videofile", "parallel", "ratecontrol"},  # workflows
     {"analysis", "streaming", "fuzzing"},
+    {"api"},  # the public Python API, exported from tngvideo itself
     {"cli", "__init__", "__main__"},  # `__init__`: the package's own tngvideo/__init__.py
 ]
 # `train` sits beside the models: it may import itself and the floors up to `video`; nothing in
@@ -167,9 +168,10 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
 
 def test_the_graph_is_read():
     graph = import_graph()
-    assert "tngvideo.videofile" in graph and "tngvideo.cli" in graph
+    assert "tngvideo.videofile" in graph and "tngvideo.cli.commands" in graph
     assert "tngvideo.media" in graph["tngvideo.videofile"]
-    assert "tngvideo.videofile" in graph["tngvideo.cli"]  # a function-level import
+    assert "tngvideo.api.video" in graph["tngvideo.cli.commands"]  # a function-level import
+    assert "tngvideo.videofile" in graph["tngvideo.api.video"]
 
 
 def test_no_import_cycles():
@@ -201,3 +203,19 @@ def test_latent_sits_between_the_ground_floor_and_image():
     assert "tngvideo.latent.model" in graph["tngvideo.image.model"]
     graph["tngvideo.latent.codec"].add("tngvideo.image.model")
     assert any(v.startswith("tngvideo.latent.codec (floor 1) imports tngvideo.image.model") for v in layer_violations(graph))
+
+
+# What the command line may import besides itself and the public API: errors it maps to exit
+# codes, and option defaults and names (free of torch). Nothing that codes or decodes.
+CLI_MAY_IMPORT = {"tngvideo", "tngvideo.errors", "tngvideo.bitstream", "tngvideo.limits", "tngvideo.video",
+                  "tngvideo.image.registry", "tngvideo.streaming.playlist"}
+
+
+def test_the_cli_is_a_thin_adapter_over_the_public_api():
+    graph = import_graph()
+    cli = {m: t for m, t in graph.items() if m == "tngvideo.cli" or m.startswith("tngvideo.cli.")}
+    assert len(cli) > 1
+    beyond = {(m, t) for m, targets in cli.items() for t in targets
+              if not t.startswith(("tngvideo.cli", "tngvideo.api")) and t not in CLI_MAY_IMPORT}
+    assert beyond == set()
+    assert floor("tngvideo.analysis.video_report") < floor("tngvideo.api.video") < floor("tngvideo.cli.app")

@@ -105,6 +105,7 @@ class EncodeSummary:
     warnings: list[str] = field(default_factory=list)
     chunks: int = 1
     quality: float | None = None  # the quality coded at (the one found for a bitrate target)
+    path: Path | None = None  # the file written
 
 
 def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = DEFAULT_GOP,
@@ -181,7 +182,7 @@ def encode_file(src: str | Path, dst: str | Path, *, quality: float, gop: int = 
         frames=n, bytes=size, duration_seconds=duration,
         kbps=size * 8 / 1000 / max(duration, 1e-9), mean_psnr=float(np.mean(seq.psnr)),
         encode_fps=n / max(elapsed, 1e-9), frame_stats=seq.stats, frame_psnr=seq.psnr, warnings=warnings,
-        chunks=n_chunks, quality=quality,
+        chunks=n_chunks, quality=quality, path=Path(dst),
     )
 
 
@@ -202,6 +203,7 @@ class DecodeResult:
     frames: int
     report: DecodeReport
     warnings: list[str] = field(default_factory=list)
+    path: Path | None = None  # the file (or numbered images) written; None for a stream
 
 
 def decode_frames(src: str | Path, *, start: int = 0, frames: int | None = None,
@@ -269,7 +271,7 @@ def decode_file(src: str | Path, dst: str | Path, *, start: int = 0, frames: int
         frame_rate=Fraction(*header.frame_rate), colour=header.colour, rotation=header.rotation,
         passthrough_source=src, trim_passthrough=not (start == 0 and frames is None), passthrough_tngv=True,
         passthrough_drop=("audio",) if drop_audio else (), trim_from_first_frame=start > 0, overwrite=overwrite)
-    return DecodeResult(n, report, warnings)
+    return DecodeResult(n, report, warnings, Path(dst))
 
 
 __all__ = ["BitstreamError", "DecodeError", "DecodeReport", "DecodeResult", "EncodeSummary", "EncodedSequence",

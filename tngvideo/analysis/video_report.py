@@ -87,6 +87,7 @@ class Analysis:
     bd_rate_psnr: dict[str, float] = field(default_factory=dict)  # tngvideo vs each peer
     warnings: list[str] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)  # tngvideo's model ids (name:weights hash)
+    out_dir: Path | None = None  # where the report was written (tngvideo.analyze)
 
 
 def _metrics(ref: np.ndarray, dec: np.ndarray, with_msssim: bool) -> tuple[float, float, float]:

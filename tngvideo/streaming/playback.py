@@ -77,4 +77,4 @@ def decode_playlist(path: str | Path, dst: str | Path, *, rendition: int = 0, st
     n, warnings = write_video(dst, counted(), width=header.width, height=header.height,
                               time_base=Fraction(*header.time_base), frame_rate=Fraction(*header.frame_rate),
                               colour=header.colour, rotation=header.rotation, overwrite=overwrite)
-    return DecodeResult(n, report, warnings)
+    return DecodeResult(n, report, warnings, Path(dst))

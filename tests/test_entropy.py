@@ -383,16 +383,17 @@ def test_exact_net_with_fixed_point_input_is_identical_at_every_position():
 
 
 def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
-    """The real coding path (LatentCodec: ExactNet(h_s) on the hyper-latent symbols, then
-    ExactNet(ctx_s) on the anchors' symbols and those log-scales) on the shipped image model and
-    a small picture: the scale indices are the same at 1 and 2 threads and equal to the integer
-    reference's."""
+    """The real coding path (LatentCodec: ExactNet(h_s) on the hyper-latent symbols, then the
+    walk over the checkerboard passes and channel slices with ExactNet(ctx_s) and
+    ExactNet(chan_s[i]) on the symbols already coded) on the shipped image model and a small
+    picture: every scale index is the same at 1 and 2 threads and equal to an int64 reference of
+    the same walk."""
     from tngvideo.image.codec import ImageCodec
     from tngvideo.latent.model import checkerboard_anchors
 
     codec = ImageCodec.from_name()
     model, latents = codec.model, codec.latents
-    assert model.config.context  # both exact networks are on the path
+    assert model.config.context  # the checkerboard's exact network is on the path
     rng = np.random.default_rng(8)
     yy, xx = np.mgrid[0:128, 0:128] / 128.0
     img = np.stack([0.5 + 0.4 * np.sin(6 * xx + 3 * yy), yy, 0.3 + 0.5 * xx * yy])
@@ -403,37 +404,51 @@ def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
         y = model.g_a(x) * gain
         z_sym = torch.round(model.h_a(y))
         mean = model.h_m(z_sym)
-        anchor = checkerboard_anchors(y.shape[-2:]).bool().expand_as(y)
-        anchor_sym = torch.where(anchor, torch.round(y - mean), 0.0)  # float side: computed once
+        sym = torch.round(y - mean)  # the symbols fed to the walk (float side: computed once)
+    anchor = checkerboard_anchors(y.shape[-2:]).bool().expand_as(y)
+
+    def walk_indices() -> tuple[np.ndarray, np.ndarray]:
+        log_fp, _ = latents._side(z_sym, torch.device("cpu"))
+        got = np.full(y.shape, -1, dtype=np.int64)
+
+        def code(mask, idx, m_k, channels):
+            a, b = channels
+            mask_np = mask.numpy()
+            got[:, a:b][mask_np] = idx[mask_np]
+            return torch.where(mask, sym[:, a:b], 0.0)
+
+        with torch.no_grad():
+            latents._walk(log_fp, mean, code)
+        return log_fp.numpy().astype(np.int64), got
 
     results = {}
     old = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
-            log_fp, _ = latents._side(z_sym, torch.device("cpu"))
-            ctx_idx = np.zeros(y.shape, dtype=np.int64)
-
-            def code(mask, idx, m_k, channels, ctx_idx=ctx_idx):
-                """The coding walk, fed the anchors' symbols; records the non-anchors' indices."""
-                if not mask[anchor].any():
-                    ctx_idx[mask.numpy()] = idx[mask.numpy()]
-                return torch.where(mask, anchor_sym, 0.0)
-
-            latents._walk(log_fp, mean, code)
-            results[threads] = (log_fp.numpy().astype(np.int64), latents._indices(log_fp), ctx_idx)
+            results[threads] = walk_indices()
     finally:
         torch.set_num_threads(old)
 
-    gc = model.gaussian
+    # the int64 reference of the same walk
+    gc, act = model.gaussian, ACT_BITS
+    s_int, anc = sym.numpy().astype(np.int64), anchor.numpy()
+    s_anchor = np.where(anc, s_int, 0)
     ref_log = _integer_reference(model.h_s, z_sym.numpy().astype(np.int64), 0)
-    ref_idx = _integer_scale_index(gc, ref_log)
-    ctx_in = np.concatenate([anchor_sym.numpy().astype(np.int64) << ACT_BITS, ref_log], axis=1)
-    ref_ctx_idx = _integer_scale_index(gc, ref_log + _integer_reference(model.ctx_s, ctx_in, ACT_BITS))
-    assert len(np.unique(ref_idx)) > 5 and not np.array_equal(ref_idx, ref_ctx_idx)  # not trivial
-    for threads, (log_fp, idx, ctx_idx) in results.items():
-        assert np.array_equal(idx, ref_idx), f"{threads} threads: {int((idx != ref_idx).sum())} indices differ"
-        assert np.array_equal(ctx_idx[~anchor], ref_ctx_idx[~anchor]), \
-            f"{threads} threads: {int((ctx_idx != ref_ctx_idx)[~anchor].sum())} context indices differ"
+    slices = model.config.slices
+    ref = np.full(y.shape, -1, dtype=np.int64)
+    second = ref_log + _integer_reference(model.ctx_s, np.concatenate([s_anchor << act, ref_log], 1), act) * ~anc[:1]
+    for second_pass, (base, known, where) in enumerate(((ref_log, s_anchor, anc), (second, s_int, ~anc))):
+        for k, (a, b) in enumerate(slices):
+            s_k = base[:, a:b]
+            if k > 0:
+                net = model.chan_s[model.channel_net_index(k, bool(second_pass))]
+                s_k = s_k + _integer_reference(net, np.concatenate([known[:, :a] << act, s_k], 1), act)
+            ref[:, a:b][where[:, a:b]] = _integer_scale_index(gc, s_k)[where[:, a:b]]
+    assert (ref >= 0).all()
+    plain = _integer_scale_index(gc, ref_log)
+    assert len(np.unique(plain)) > 5 and (plain != ref).mean() > 0.05  # the contexts move indices
+    for threads, (log_fp, got) in results.items():
         assert np.array_equal(log_fp, ref_log), threads
+        assert np.array_equal(got, ref), f"{threads} threads: {int((got != ref).sum())} indices differ"
     assert not np.array_equal(_float_then_floor(model.h_s, z_sym, 0), ref_log)

@@ -248,7 +248,7 @@ def test_a_model_name_in_a_tng_header_is_never_used_as_a_path(tiny_weights, tmp_
     def boom(*a, **k):
         raise AssertionError("weights were opened")
 
-    names = (escape, str(elsewhere / "x"), "", "no-such-model", "tng-image-11/../tng-image-11", "a\nb")
+    names = (escape, str(elsewhere / "x"), "", "no-such-model", "tng-image-12/../tng-image-12", "a\nb")
     files = [_claiming_tng(64, 64, model=name) for name in names]
     monkeypatch.setattr(tngvideo.image.codec, "load_weights", boom)
     for name, data in zip(names, files):

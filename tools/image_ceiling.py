@@ -3,7 +3,7 @@
 analysis transform's output with no quantization at all, against the coded PSNR.
 
     python tools/image_ceiling.py                          # Kodak, qualities 4.6 and 10
-    python tools/image_ceiling.py photos/ --qualities 8 10 --model tng-image-11
+    python tools/image_ceiling.py photos/ --qualities 8 10 --model tng-image-12
 
 At low qualities quantization decides the picture; at the top of the range the transforms do:
 where the coded PSNR nears this ceiling, more rate buys little and only a model with more

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_MODEL = "tng-image-11"
+DEFAULT_MODEL = "tng-image-12"
 
 
 class UnknownModelError(FileNotFoundError):

@@ -283,3 +283,21 @@ def test_a_remux_that_dropped_the_sequence_header_is_refused_with_the_reason(cli
     assert err.count("\n") == 1 and "-map_metadata 0" in err and "Traceback" not in err
     assert main(["decode", str(stripped), "-o", str(tmp_path / "x.mkv"), "-q"]) == 3
     assert not (tmp_path / "x.mkv").exists()
+
+
+@pytest.mark.parametrize("error, message", [(RuntimeError("boom"), "internal error: RuntimeError: boom"),
+                                            (MemoryError(), "out of memory")])
+def test_an_unexpected_error_is_one_line_and_exit_1_not_a_traceback(clip, monkeypatch, capsys, error, message):
+    import tngvideo.api.describe
+
+    def broken(path):
+        raise error
+
+    monkeypatch.setattr(tngvideo.api.describe, "describe", broken)
+    monkeypatch.delenv("TNGVIDEO_DEBUG", raising=False)
+    assert main(["info", str(clip)]) == 1
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    monkeypatch.setenv("TNGVIDEO_DEBUG", "1")  # the traceback, on request
+    with pytest.raises(type(error)):
+        main(["info", str(clip)])

@@ -11,12 +11,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from tngvideo.api.paths import shown
-from tngvideo.cli.exits import (EXIT_BAD_DATA, EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_NO_INPUT, EXIT_OK,
-                                EXIT_USAGE, CliError)
+from tngvideo.cli.exits import (EXIT_BAD_DATA, EXIT_BROKEN_PIPE, EXIT_CANNOT_WRITE, EXIT_INTERNAL, EXIT_NO_INPUT,
+                                EXIT_OK, EXIT_USAGE, CliError)
 from tngvideo.cli.parser import build_parser
 
 STDOUT_SUFFIX = {"encode": ".tngv", "image encode": ".tng", "image decode": ".png"}
 STREAMED = {"decode"}  # commands that write `-o -` themselves, as they go
+DEBUG_VAR = "TNGVIDEO_DEBUG"  # set to 1: an unexpected error shows its traceback instead of one line
 
 
 def _run_with_pipes(args) -> int:
@@ -110,6 +111,16 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print("tngvideo: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:  # a bug, or a failure in a library below: one line, never a traceback
+        if os.environ.get(DEBUG_VAR):
+            raise
+        if isinstance(exc, MemoryError):
+            print("tngvideo: error: out of memory (try a smaller input, fewer --workers or --threads)",
+                  file=sys.stderr)
+        else:
+            print(f"tngvideo: internal error: {type(exc).__name__}: {exc} "
+                  f"(set {DEBUG_VAR}=1 for the traceback, and please report it)", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 class Terminated(KeyboardInterrupt):

@@ -190,7 +190,7 @@ WRONG_VALUES = ["176", None, 176.5, True, False, -1, 0, 10**40, -(10**40), 2**63
 HEADER_KEYS = ["width", "height", "time_base", "frame_rate", "gop", "frame_count", "iframes", "iframe_pts", "models",
                "colour", "rotation", "start_pts", "version", "format"]
 BAD_NAMES = ["../../../../tmp/x", "/etc/passwd", "tng-image-12/../../x", "..", ".", "", "a" * 255, "a\\b", "x:y",
-             "tng-video-9/../tng-video-9", "~/x", "%s%n", "con", "tng-image-12\x00", "file:/etc/x", "http://h/x"]
+             "tng-video-10/../tng-video-10", "~/x", "%s%n", "con", "tng-image-12\x00", "file:/etc/x", "http://h/x"]
 PROTOCOLS = ["http:127.0.0.1:{PORT}/x.tngv", "https:127.0.0.1:{PORT}/x.tngv", "tcp:127.0.0.1:{PORT}",
              "file:{OUTSIDE}/secret.tngv", "concat:{OUTSIDE}/secret.tngv", "subfile:{OUTSIDE}/secret.tngv",
              "crypto:{OUTSIDE}/secret.tngv", "cache:{OUTSIDE}/secret.tngv", "async:file:{OUTSIDE}/secret.tngv",

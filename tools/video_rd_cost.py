@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Sequence rate-distortion cost of P-frame models on real bytes: the training objective, measured.
 
-    python tools/video_rd_cost.py tng-video-9 runs/video/candidate.safetensors --frames 16
+    python tools/video_rd_cost.py tng-video-10 runs/video/candidate.safetensors --frames 16
 
 For each model (a shipped name or a weights file), clip and quality, the clip's first FRAMES
 frames are encoded with the default encoder (GOP 16, preset medium, the shipped image model for

@@ -408,7 +408,7 @@ def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
     anchor = checkerboard_anchors(y.shape[-2:]).bool().expand_as(y)
 
     def walk_indices() -> tuple[np.ndarray, np.ndarray]:
-        log_fp, _ = latents._side(z_sym, torch.device("cpu"))
+        log_fp, _ = latents._side(z_sym, torch.device("cpu"), False)
         got = np.full(y.shape, -1, dtype=np.int64)
 
         def code(mask, idx, m_k, channels):
@@ -418,7 +418,7 @@ def test_shipped_image_model_scale_indices_are_exact_and_thread_independent():
             return torch.where(mask, sym[:, a:b], 0.0)
 
         with torch.no_grad():
-            latents._walk(log_fp, mean, code)
+            latents._walk(log_fp, mean, code, False)
         return log_fp.numpy().astype(np.int64), got
 
     results = {}

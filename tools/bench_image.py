@@ -4,6 +4,7 @@
     python tools/bench_image.py                      # all 24 Kodak images
     python tools/bench_image.py --limit 4 --no-msssim  # quick look
     python tools/bench_image.py --search-steps 30    # also TNG with encoder-side latent search
+    python tools/bench_image.py --float --classics ""  # fixed-point vs float reconstruction
 
 Writes results/kodak.json and results/kodak_rd.png (paths configurable).
 """
@@ -40,6 +41,8 @@ def main() -> int:
     ap.add_argument("--no-msssim", action="store_true")
     ap.add_argument("--search-steps", type=int, default=0,
                     help="also measure TNG with this many steps of encoder-side latent search (e.g. 30)")
+    ap.add_argument("--float", action="store_true", dest="with_float",
+                    help="also measure TNG with the float reconstruction (format 1 files) as tng-float")
     ap.add_argument("--out", default=str(ROOT / "results/kodak.json"))
     ap.add_argument("--plot", default=None, help="default: OUT with _rd.png")
     ap.add_argument("--training-record", default=None, metavar="STATE_JSON",
@@ -56,7 +59,8 @@ def main() -> int:
     t = time.time()
     res = run_image_benchmark(codec, paths, qualities=args.qualities,
                               classics=tuple(c for c in args.classics.split(",") if c),
-                              with_msssim=not args.no_msssim, search_steps=args.search_steps)
+                              with_msssim=not args.no_msssim, search_steps=args.search_steps,
+                              with_float=args.with_float)
     record = res.to_json()
     record.update({
         "dataset": str(Path(args.images).name),

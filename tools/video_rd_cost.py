@@ -2,6 +2,7 @@
 """Sequence rate-distortion cost of P-frame models on real bytes: the training objective, measured.
 
     python tools/video_rd_cost.py tng-video-10 runs/video/candidate.safetensors --frames 16
+    python tools/video_rd_cost.py tng-video-10:float tng-video-10 --frames 8   # fixed point vs float
 
 For each model (a shipped name or a weights file), clip and quality, the clip's first FRAMES
 frames are encoded with the default encoder (GOP 16, preset medium, the shipped image model for
@@ -38,10 +39,17 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def codecs_for(spec: str) -> VideoCodecs:
-    """A shipped model by name, or a P-frame model from a weights file (with the shipped image model)."""
-    if spec.endswith(".safetensors"):
-        return video_codecs_from_file(spec, ImageCodec.from_name(DEFAULT_IMAGE_MODEL))
-    return load_video_codecs(spec)
+    """A shipped model by name, or a P-frame model from a weights file (with the shipped image model);
+    SPEC:float reconstructs in float (as packets before version 4) instead of fixed point."""
+    name, _, mode = spec.partition(":")
+    if mode not in ("", "float"):
+        raise ValueError(f"unknown reconstruction {mode!r} in {spec!r} (only ':float')")
+    if name.endswith(".safetensors"):
+        codecs = video_codecs_from_file(name, ImageCodec.from_name(DEFAULT_IMAGE_MODEL))
+    else:
+        codecs = load_video_codecs(name)
+    codecs.pframes.exact = mode != "float"
+    return codecs
 
 
 def sequence_cost(codecs: VideoCodecs, frames: list, quality: float, gop: int) -> dict:

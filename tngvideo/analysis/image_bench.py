@@ -93,15 +93,15 @@ def _measure(img: np.ndarray, dec: np.ndarray, nbytes: int, enc_s: float, dec_s:
 
 
 def bench_tng(codec: ImageCodec, images: list[np.ndarray], qualities: list[float], *, with_msssim: bool = True,
-              progress: bool = True, search_steps: int = 0) -> list[RDPoint]:
+              progress: bool = True, search_steps: int = 0, exact: bool = True) -> list[RDPoint]:
     points = []
-    desc = f"tng (search {search_steps})" if search_steps else "tng"
+    desc = (f"tng (search {search_steps})" if search_steps else "tng") + ("" if exact else " float")
     bar = tqdm(total=len(images) * len(qualities), desc=desc, disable=not progress)
     for q in qualities:
         rows = []
         for img in images:
             t0 = time.perf_counter()
-            res = codec.compress_with_info(img, q, search_steps=search_steps)
+            res = codec.compress_with_info(img, q, search_steps=search_steps, exact=exact)
             t1 = time.perf_counter()
             dec = codec.decompress(res.data)
             t2 = time.perf_counter()
@@ -144,9 +144,10 @@ def bench_classic(name: str, images: list[np.ndarray], *, settings: list[int] | 
 
 def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list[float] | None = None,
                         classics: tuple[str, ...] = ("jpeg", "webp", "avif"), with_msssim: bool = True,
-                        progress: bool = True, search_steps: int = 0) -> BenchResult:
-    """TNG at `qualities` (and, with search_steps > 0, again with encoder-side latent search)
-    against each classic codec's sweep, all on the same images."""
+                        progress: bool = True, search_steps: int = 0, with_float: bool = False) -> BenchResult:
+    """TNG at `qualities` (and, with search_steps > 0, again with encoder-side latent search; with
+    `with_float`, again with the float reconstruction of format 1 files, as "tng-float") against
+    each classic codec's sweep, all on the same images."""
     images = [read_image(p) for p in paths]
     result = BenchResult(images=[p.name for p in paths], model=codec.name, weights_hash=codec.weights_hash.hex(),
                          search_steps=search_steps)
@@ -155,6 +156,9 @@ def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list
     if search_steps:
         result.curves["tng-search"] = bench_tng(codec, images, qualities, with_msssim=with_msssim,
                                                 progress=progress, search_steps=search_steps)
+    if with_float:
+        result.curves["tng-float"] = bench_tng(codec, images, qualities, with_msssim=with_msssim, progress=progress,
+                                               exact=False)
     for name in classics:
         result.curves[name] = bench_classic(name, images, with_msssim=with_msssim, progress=progress)
 
@@ -162,7 +166,7 @@ def run_image_benchmark(codec: ImageCodec, paths: list[Path], *, qualities: list
         a, t = result.curves[anchor], result.curves[test]
         return bd_rate([p.bpp for p in a], [p.psnr for p in a], [p.bpp for p in t], [p.psnr for p in t])
 
-    result.bd_rate_psnr = {name: bd(name, "tng") for name in classics}
+    result.bd_rate_psnr = {name: bd(name, "tng") for name in (*classics, *(["tng-float"] if with_float else []))}
     if search_steps:
         result.bd_rate_psnr_search = {name: bd(name, "tng-search") for name in ("tng", *classics)}
     return result

@@ -5,11 +5,13 @@ A frame is made of coded units, each one latent with its hyper-latent: an I-fram
 (the image latent), a P-frame two (motion, then residual; an empty motion unit means the
 frame is predicted from the reference without motion).
 
-Version 3, a varint header: 22-27 bytes on a P-frame where version 1 took 39.
+Version 4, a varint header: 22-27 bytes on a P-frame where version 1 took 39. Version 4 frames are
+reconstructed in fixed point (identical on every machine); versions 1 to 3, with the same layout as
+version 3 or older ones below, in float.
 Varints are unsigned LEB128, fixed-size integers little-endian:
 
     size  field
-    1     packet format version (3) in the high nibble, frame type in the low nibble:
+    1     packet format version (4) in the high nibble, frame type in the low nibble:
           0 = I (intra), 1 = P (predicted from the previous decoded frame)
     var   quality * 100
     var   P-frames only: the quality the motion unit is coded at * 100 (the encoder may code
@@ -36,8 +38,9 @@ from dataclasses import dataclass
 
 from tngvideo.bitstream.errors import BitstreamError
 
-VERSION = 3
-READ_VERSIONS = (2, 3)
+VERSION = 4
+READ_VERSIONS = (2, 3, 4)
+EXACT_FROM = 4  # packets of this version on are reconstructed in fixed point
 UNITS = {0: 1, 1: 2}  # frame type -> number of coded units
 MAX_VARINT_BYTES = 5  # every field fits in 32 bits
 _V1_HEAD = struct.Struct("<2sBBHIB")
@@ -68,6 +71,12 @@ class FramePacket:
     index: int
     units: tuple[CodedUnit, ...]
     motion_quality: float | None = None  # P-frames: the motion unit's quality; None = `quality`
+    version: int = VERSION
+
+    @property
+    def exact(self) -> bool:
+        """Whether the frame is reconstructed in fixed point (version 4 on)."""
+        return self.version >= EXACT_FROM
 
     @property
     def motion_q(self) -> float:
@@ -135,7 +144,9 @@ def read_varint(data: bytes, pos: int, end: int) -> tuple[int, int]:
 
 
 def _header(p: FramePacket) -> bytes:
-    head = bytes([VERSION << 4 | int(p.frame_type)]) + _varint(int(round(p.quality * 100)))
+    if p.version not in (3, 4):
+        raise ValueError(f"packets are written in version 3 or 4, not {p.version}")
+    head = bytes([p.version << 4 | int(p.frame_type)]) + _varint(int(round(p.quality * 100)))
     if p.frame_type == FrameType.P:
         head += _varint(int(round(p.motion_q * 100)))
     head += _varint(p.index)
@@ -160,7 +171,7 @@ def unpack_packet(data: bytes) -> FramePacket:
         return _unpack_v1(data)
     version, ftype = data[0] >> 4, data[0] & 0x0F
     if version not in READ_VERSIONS:
-        raise BitstreamError(f"not a tngvideo frame packet, or an unsupported version ({version}; this build reads 1 to 3)")
+        raise BitstreamError(f"not a tngvideo frame packet, or an unsupported version ({version}; this build reads 1 to {VERSION})")
     _check_crc(data)
     end = len(data) - 4
     if ftype not in UNITS:
@@ -178,7 +189,7 @@ def unpack_packet(data: bytes) -> FramePacket:
             raise BitstreamError("truncated frame packet")
         table.append((n_hyper, n_latent, _U32.unpack_from(data, pos)[0]))
         pos += 4
-    return _units(data, pos, table, ftype, q, index, mq)
+    return _units(data, pos, table, ftype, q, index, mq, version)
 
 
 def _check_crc(data: bytes) -> None:
@@ -187,7 +198,7 @@ def _check_crc(data: bytes) -> None:
 
 
 def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int, q: int, index: int,
-           mq: int | None = None) -> FramePacket:
+           mq: int | None = None, version: int = 1) -> FramePacket:
     if pos + sum(a + b for a, b, _ in table) + 4 != len(data):
         raise BitstreamError(f"corrupt frame packet {index} (sub-stream lengths do not match its size)")
     units = []
@@ -197,7 +208,7 @@ def _units(data: bytes, pos: int, table: list[tuple[int, int, int]], ftype: int,
         pos += n_hyper + n_latent
         units.append(CodedUnit(hyper, latent, sym_crc))
     motion_quality = None if mq is None or mq == q else mq / 100.0
-    return FramePacket(FrameType(ftype), q / 100.0, index, tuple(units), motion_quality)
+    return FramePacket(FrameType(ftype), q / 100.0, index, tuple(units), motion_quality, version)
 
 
 def _unpack_v1(data: bytes) -> FramePacket:

@@ -4,7 +4,8 @@ All integers are little-endian.
 
     offset  size  field
     0       4     magic b"TNGI"
-    4       1     format version (1)
+    4       1     format version: 2 (pixels reconstructed in fixed point, identical on every
+                  machine), 1 (float reconstruction; still read)
     5       1     n = length of the model name
     6       n     model name (ASCII)
     6+n     8     weights hash (first 8 bytes of the SHA-256 of the weights file)
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 from tngvideo.bitstream.errors import BitstreamError
 
 MAGIC = b"TNGI"
-VERSION = 1
+VERSION = 2
+READ_VERSIONS = (1, 2)
 MAX_SIDE = 16384
 # 9.4 Mpixel: 4K UHD and DCI 4K. A decode needs about 1.3 GB per megapixel (tngvideo.limits), so
 # this is what a machine with 16 GB can meet; a decoder never allocates for more, and refuses
@@ -46,6 +48,12 @@ class TngImageFile:
     hyper: bytes
     latent: bytes
     symbols_crc: int
+    version: int = VERSION  # 2: fixed-point reconstruction (`exact`)
+
+    @property
+    def exact(self) -> bool:
+        """Whether the picture is reconstructed in fixed point (format 2 on)."""
+        return self.version >= 2
 
     @property
     def header_bytes(self) -> int:
@@ -67,7 +75,9 @@ def pack_image(f: TngImageFile) -> bytes:
     q = int(round(f.quality * 100))
     if not 0 <= q <= 0xFFFF:
         raise ValueError("quality out of range")
-    head = MAGIC + bytes([VERSION, len(name)]) + name + _FIXED.pack(
+    if f.version not in READ_VERSIONS:
+        raise ValueError(f"unknown .tng format version {f.version}")
+    head = MAGIC + bytes([f.version, len(name)]) + name + _FIXED.pack(
         f.weights_hash, f.width, f.height, q, len(f.hyper), len(f.latent), f.symbols_crc
     )
     body = head + f.hyper + f.latent
@@ -77,8 +87,8 @@ def pack_image(f: TngImageFile) -> bytes:
 def unpack_image(data: bytes) -> TngImageFile:
     if len(data) < 6 or data[:4] != MAGIC:
         raise BitstreamError("not a .tng image (bad magic)")
-    if data[4] != VERSION:
-        raise BitstreamError(f"unsupported .tng format version {data[4]} (this build reads {VERSION})")
+    if data[4] not in READ_VERSIONS:
+        raise BitstreamError(f"unsupported .tng format version {data[4]} (this build reads 1 to {VERSION})")
     n = data[5]
     start = 6 + n
     if len(data) < start + _FIXED.size + 4:
@@ -99,5 +109,5 @@ def unpack_image(data: bytes) -> TngImageFile:
     latent = data[pos + n_hyper : pos + n_hyper + n_latent]
     return TngImageFile(
         model=model, weights_hash=whash, width=width, height=height, quality=q / 100.0,
-        hyper=bytes(hyper), latent=bytes(latent), symbols_crc=sym_crc,
+        hyper=bytes(hyper), latent=bytes(latent), symbols_crc=sym_crc, version=data[4],
     )

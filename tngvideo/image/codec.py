@@ -2,6 +2,10 @@
 
     x -> pad to a multiple of 64 -> g_a -> * gain(q) -> LatentCodec (hyperprior, ANS) -> bytes
     bytes -> LatentCodec -> y_hat * inverse gain(q) -> g_s -> crop -> RGB8
+
+Files are written in format 2, whose means and synthesis run in fixed point
+(`tngvideo.nn.fixed`): a file decodes to the same pixels on every machine. Format 1 files
+(float reconstruction) still decode.
 """
 
 from __future__ import annotations
@@ -79,35 +83,40 @@ class ImageCodec:
 
     @torch.no_grad()
     def encode_tensor(self, x: torch.Tensor, quality: float, *, search_steps: int = 0,
-                      hw: tuple[int, int] | None = None) -> tuple[LatentStreams, torch.Tensor]:
-        """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction.
+                      hw: tuple[int, int] | None = None, exact: bool = True) -> tuple[LatentStreams, torch.Tensor]:
+        """x: (1, 3, H, W) in [0, 1], H and W multiples of 64 -> streams and the reconstruction
+        (in fixed point with `exact`, as format 2 files are decoded).
 
         search_steps > 0 refines the latents for this image first (`tngvideo.latent.search`) over the
         region hw (the real image size; default all of x)."""
         x = x.to(self.device)
-        streams, latent = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw)
-        return streams, self.model.g_s(latent)
+        streams, y_hat = encode_latents(self.latents, self.model, x, quality, search_steps=search_steps, hw=hw,
+                                        exact=exact)
+        return streams, self.latents.synthesize(y_hat, quality, exact=exact)
 
     @torch.no_grad()
-    def decode_tensor(self, streams: LatentStreams, padded_hw: tuple[int, int], quality: float) -> torch.Tensor:
+    def decode_tensor(self, streams: LatentStreams, padded_hw: tuple[int, int], quality: float, *,
+                      exact: bool = True) -> torch.Tensor:
         h, w = padded_hw
         shape = (1, self.model.config.latent_channels, h // 16, w // 16)
-        y_hat = self.latents.decode(streams, shape, self.device)
-        _, inv_gain = self.model.gains(torch.tensor([quality], device=self.device))
-        return self.model.g_s(y_hat * inv_gain)
+        y_hat = self.latents.decode(streams, shape, self.device, exact=exact)
+        return self.latents.synthesize(y_hat, quality, exact=exact)
 
     # -- images -----------------------------------------------------------------------------
-    def compress_with_info(self, image: np.ndarray, quality: float, *, search_steps: int = 0) -> CompressResult:
+    def compress_with_info(self, image: np.ndarray, quality: float, *, search_steps: int = 0,
+                           exact: bool = True) -> CompressResult:
+        """Code an RGB8 image. `exact=False` writes a format 1 file (float reconstruction, which
+        differs between machines): only to compare with files made before format 2."""
         rgb = to_rgb8(image)
         h, w = rgb.shape[:2]
         if h == 0 or w == 0:
             raise ValueError("empty image")
         quality = self.check_quality(quality)
         x = tensor_from_rgb8(rgb)
-        streams, x_hat = self.encode_tensor(x, quality, search_steps=search_steps, hw=(h, w))
+        streams, x_hat = self.encode_tensor(x, quality, search_steps=search_steps, hw=(h, w), exact=exact)
         f = TngImageFile(
             model=self.name, weights_hash=self.weights_hash, width=w, height=h, quality=quality,
-            hyper=streams.hyper, latent=streams.latent, symbols_crc=streams.symbols_crc,
+            hyper=streams.hyper, latent=streams.latent, symbols_crc=streams.symbols_crc, version=2 if exact else 1,
         )
         return CompressResult(
             data=pack_image(f), reconstruction=rgb8_from_tensor(x_hat, h, w), estimated_bits=streams.estimated_bits,
@@ -137,7 +146,7 @@ class ImageCodec:
             check_memory(f.width, f.height, IMAGE_DECODE)
         except MemoryLimitError as exc:
             raise DecodeError(str(exc)) from None
-        x_hat = self.decode_tensor(streams, (ph, pw), f.quality)
+        x_hat = self.decode_tensor(streams, (ph, pw), f.quality, exact=f.exact)
         return rgb8_from_tensor(x_hat, f.height, f.width)
 
 

@@ -16,6 +16,10 @@ With a channel-wise context as well, each pass codes the latent's channel slices
 another: a slice's log-scales are corrected by `ExactNet(chan_s[i])` over the symbols of the
 slices already decoded (exact), its means by `chan_m[i]` over their values (float). One walk
 over the groups (`_walk`) serves encoder and decoder alike.
+
+With `exact=True` (the default; files of earlier formats decode with `exact=False`) the means and
+the synthesis run in fixed point as well (`tngvideo.nn.fixed`): the decoded latent and the
+decoded picture are then functions of the bytes alone, the same on every machine.
 """
 
 from __future__ import annotations
@@ -36,7 +40,8 @@ from tngvideo.entropy import (
     encode_symbol_groups,
     encode_symbols,
 )
-from tngvideo.latent.model import HyperpriorCoder, checkerboard_anchors
+from tngvideo.latent.model import HyperpriorCoder, LatentCondition, checkerboard_anchors
+from tngvideo.nn.fixed import FixedNet, fixed_scale, grid_float
 from tngvideo.latent.weights import EntropyTables
 
 
@@ -79,18 +84,62 @@ class LatentCodec:
         self._channel_nets = [ExactNet(n, in_bits=ACT_BITS) for n in getattr(coder, "chan_s", [])]
         self._hyper_bits = float(tables.hyper.least_bits().sum())  # one hyper-latent position, all channels
         self._latent_bits = float(tables.latent.least_bits().min())  # one latent symbol
+        self._fixed: dict[str, object] | None = None  # fixed-point means and synthesis, built on first use
+
+    def _fixed_nets(self) -> dict[str, object]:
+        if self._fixed is None:
+            c = self.coder
+            self._fixed = {
+                "h_m": FixedNet(c.h_m),
+                "ctx_m": FixedNet(c.ctx_m) if c.config.context else None,
+                "chan_m": [FixedNet(n) for n in getattr(c, "chan_m", [])],
+                "g_s": FixedNet(c.g_s) if hasattr(c, "g_s") else None,
+            }
+        return self._fixed
+
+    def _mean_nets(self, exact: bool):
+        """(ctx_m, chan_m list): float networks, or their fixed-point versions."""
+        if exact:
+            f = self._fixed_nets()
+            return f["ctx_m"], f["chan_m"]
+        return getattr(self.coder, "ctx_m", None), list(getattr(self.coder, "chan_m", []))
+
+    def mean_offset(self, condition: LatentCondition | None, quality: float, *, exact: bool = True
+                    ) -> torch.Tensor | None:
+        """A conditional coder's term added to the hyperprior means: the condition's mean term, gained."""
+        if condition is None:
+            return None
+        if exact:
+            return fixed_scale(condition.mean, self.coder.exact_gains(quality)[0])
+        gain, _ = self.coder.gains(torch.tensor([quality], device=condition.mean.device))
+        return condition.mean * gain
+
+    @torch.no_grad()
+    def synthesize(self, y_hat: torch.Tensor, quality: float, condition: LatentCondition | None = None, *,
+                   exact: bool = True) -> torch.Tensor:
+        """The decoded picture (image, flow or residual) from the decoded latent: inverse gain,
+        the condition's synthesis term, g_s; in fixed point with `exact`."""
+        t = self.coder
+        if not exact:
+            _, inv_gain = t.gains(torch.tensor([quality], device=y_hat.device))
+            return t.g_s(t.synthesis_input(y_hat * inv_gain, condition))
+        latent = fixed_scale(y_hat, t.exact_gains(quality)[1])
+        if condition is not None:
+            latent = latent + condition.synthesis.double()
+        return grid_float(self._fixed_nets()["g_s"](latent))
 
     def _hyper_indices(self, shape: tuple[int, ...]) -> np.ndarray:
         return np.broadcast_to(np.arange(shape[1]).reshape(1, -1, 1, 1), shape)
 
-    def _side(self, z_sym: torch.Tensor, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """From hyper-latent symbols: exact fixed-point log-scales and float means."""
-        return self._scale_net(z_sym), self.coder.h_m(z_sym.to(device))
+    def _side(self, z_sym: torch.Tensor, device: torch.device, exact: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """From hyper-latent symbols: exact fixed-point log-scales, and means (fixed-point with `exact`)."""
+        h_m = self._fixed_nets()["h_m"] if exact else self.coder.h_m
+        return self._scale_net(z_sym), h_m(z_sym.to(device))
 
     def _indices(self, log_scale_fp: torch.Tensor) -> np.ndarray:
         return self.coder.gaussian.scale_index(log_scale_fp, ACT_BITS).numpy()
 
-    def _walk(self, log_scale_fp: torch.Tensor, mean: torch.Tensor, code) -> torch.Tensor:
+    def _walk(self, log_scale_fp: torch.Tensor, mean: torch.Tensor, code, exact: bool) -> torch.Tensor:
         """The context model's groups in coding order, for encoder and decoder alike.
 
         `code(mask, indices, mean, channels)` codes (or decodes) the symbols of one group: the
@@ -99,6 +148,7 @@ class LatentCodec:
         mask) as a float tensor on the means' device. Returns the means the symbols were coded
         against (the decoded latent is symbols + means)."""
         coder = self.coder
+        ctx_m, chan_m = self._mean_nets(exact)
         dev = mean.device
         anchor = checkerboard_anchors(mean.shape[-2:], dev)
         keep = 1.0 - anchor
@@ -112,7 +162,7 @@ class LatentCodec:
                     prev_sym, prev_val = torch.cat(syms, 1), torch.cat(vals, 1)
                     s_k = s_k + self._channel_nets[i](torch.cat([prev_sym.cpu().double() * float(1 << ACT_BITS),
                                                                  s_k], dim=1))
-                    m_k = m_k + coder.chan_m[i](torch.cat([prev_val, m_k], dim=1)) * mask
+                    m_k = m_k + chan_m[i](torch.cat([prev_val, m_k], dim=1)) * mask
                 sym_k = code(mask.bool().expand_as(m_k), self._indices(s_k), m_k, (a, b))
                 val_k = (sym_k + m_k) * mask
                 syms.append(sym_k if known_sym is None else known_sym[:, a:b] + sym_k)
@@ -122,7 +172,7 @@ class LatentCodec:
 
         a_mean, a_sym, a_val = run(False, mean, log_scale_fp, anchor, None, None)
         d_scale = self._context_net(torch.cat([a_sym.cpu().double() * float(1 << ACT_BITS), log_scale_fp], dim=1))
-        n_mean = mean + self.coder.ctx_m(torch.cat([a_val, mean], dim=1)) * keep
+        n_mean = mean + ctx_m(torch.cat([a_val, mean], dim=1)) * keep
         n_mean, _, _ = run(True, n_mean, log_scale_fp + d_scale * keep.cpu().double(), keep, a_sym, a_val)
         return torch.where(anchor.bool(), a_mean, n_mean)
 
@@ -131,13 +181,14 @@ class LatentCodec:
         return (b, self.coder.config.channels, -(-h // 4), -(-w // 4))
 
     @torch.no_grad()
-    def encode(self, y: torch.Tensor, z: torch.Tensor | None = None, *, mean_offset: torch.Tensor | None = None
-               ) -> tuple[LatentStreams, torch.Tensor]:
+    def encode(self, y: torch.Tensor, z: torch.Tensor | None = None, *, mean_offset: torch.Tensor | None = None,
+               exact: bool = True) -> tuple[LatentStreams, torch.Tensor]:
         """y: gained latent (1, M, h, w) with h, w multiples of 4; z: its hyper-latent (default:
         h_a(y); an encoder search may pass its own); `mean_offset`: a conditional coder's term
-        added to the hyperprior means (gained). Returns streams and y_hat."""
+        added to the hyperprior means (gained; `mean_offset()`). Returns streams and y_hat (float64
+        on the fixed grid with `exact`)."""
         z_sym = torch.round(self.coder.h_a(y) if z is None else z).cpu()
-        log_scale_fp, mean = self._side(z_sym, y.device)
+        log_scale_fp, mean = self._side(z_sym, y.device, exact)
         if mean_offset is not None:
             mean = mean + mean_offset
         if self._context_net is None:
@@ -159,7 +210,7 @@ class LatentCodec:
                 indices[:, a:b][mask_np] = idx[mask_np]
                 return sym
 
-            mean = self._walk(log_scale_fp, mean, code)
+            mean = self._walk(log_scale_fp, mean, code, exact)
             y_sym = torch.from_numpy(y_np.astype(np.float32)).to(y.device)
         z_np = z_sym.numpy().astype(np.int64)
         h_idx = self._hyper_indices(z_np.shape)
@@ -188,13 +239,13 @@ class LatentCodec:
 
     @torch.no_grad()
     def decode(self, streams: LatentStreams, latent_shape: tuple[int, int, int, int], device: torch.device, *,
-               mean_offset: torch.Tensor | None = None) -> torch.Tensor:
-        """Inverse of `encode` (given the same `mean_offset`): the same y_hat the encoder had."""
+               mean_offset: torch.Tensor | None = None, exact: bool = True) -> torch.Tensor:
+        """Inverse of `encode` (given the same `mean_offset` and `exact`): the same y_hat the encoder had."""
         self.check_stream_lengths(streams, latent_shape)
         try:
             z_np = decode_symbols(streams.hyper, self._hyper_indices(self.hyper_shape(latent_shape)), self.tables.hyper)
             z_sym = torch.from_numpy(z_np.astype(np.float32))
-            log_scale_fp, mean = self._side(z_sym, device)
+            log_scale_fp, mean = self._side(z_sym, device, exact)
             if mean_offset is not None:
                 mean = mean + mean_offset
             reader = SymbolDecoder(streams.latent)
@@ -210,7 +261,7 @@ class LatentCodec:
                     y_np[:, channels[0]:channels[1]] += part
                     return torch.from_numpy(part.astype(np.float32)).to(device)
 
-                mean = self._walk(log_scale_fp, mean, code)
+                mean = self._walk(log_scale_fp, mean, code, exact)
         except CorruptStreamError as exc:
             raise DecodeError(str(exc)) from None
         if _symbols_crc(z_np, y_np) != streams.symbols_crc:

@@ -178,6 +178,20 @@ class HyperpriorCoder(nn.Module):
         gi = torch.exp(self._interp(self.log_inv_gain, quality))
         return g[:, :, None, None], gi[:, :, None, None]
 
+    def exact_gains(self, quality: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """`gains` for one quality in float64, computed on the CPU with Python's `math` (the
+        same on every device): what the fixed-point decoder rounds to its grid. (1, M, 1, 1) each."""
+        q = min(max(float(quality), self.config.min_quality), self.config.max_quality) - 1.0
+        lo = min(int(math.floor(q)), self.config.levels - 2)
+        t = q - lo
+
+        def interp(table: torch.Tensor) -> torch.Tensor:
+            a, b = table[lo].detach().double().cpu().tolist(), table[lo + 1].detach().double().cpu().tolist()
+            return torch.tensor([math.exp(u * (1 - t) + v * t) for u, v in zip(a, b)],
+                                dtype=torch.float64).view(1, -1, 1, 1)
+
+        return interp(self.log_gain), interp(self.log_inv_gain)
+
     def lmbda(self, quality: torch.Tensor) -> torch.Tensor:
         return torch.exp(self._interp(self.log_lambdas, quality))
 

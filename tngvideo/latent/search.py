@@ -129,20 +129,18 @@ def search_latents(model: HyperpriorAutoencoder, x: torch.Tensor, quality: float
 @torch.no_grad()
 def encode_latents(codec: LatentCodec, model: HyperpriorAutoencoder, x: torch.Tensor, quality: float, *,
                    search_steps: int = 0, hw: tuple[int, int] | None = None,
-                   condition: LatentCondition | None = None) -> tuple[LatentStreams, torch.Tensor]:
+                   condition: LatentCondition | None = None, exact: bool = True) -> tuple[LatentStreams, torch.Tensor]:
     """Analysis of x (with search_steps > 0, then a latent search) and entropy coding: streams
-    and the decoded latent, inverse gain applied (and a conditional coder's synthesis term
-    added), ready for the synthesis transform."""
+    and the decoded latent y_hat (gained; `codec.synthesize` makes the picture of it)."""
     if search_steps < 0:
         raise ValueError(f"search steps must be >= 0, not {search_steps}")
-    gain, inv_gain = model.gains(torch.tensor([quality], device=x.device))
+    gain, _ = model.gains(torch.tensor([quality], device=x.device))
     if search_steps > 0:
         if condition is not None:
             raise ValueError("the latent search does not take a condition")
         found = search_latents(model, x, quality, steps=search_steps, hw=hw)
-        streams, y_hat = codec.encode(found.y, found.z)
-    elif condition is None:
-        streams, y_hat = codec.encode(model.g_a(x) * gain)
-    else:
-        streams, y_hat = codec.encode(model.analysis(x, condition) * gain, mean_offset=condition.mean * gain)
-    return streams, model.synthesis_input(y_hat * inv_gain, condition)
+        return codec.encode(found.y, found.z, exact=exact)
+    if condition is None:
+        return codec.encode(model.g_a(x) * gain, exact=exact)
+    return codec.encode(model.analysis(x, condition) * gain, mean_offset=codec.mean_offset(condition, quality, exact=exact),
+                        exact=exact)

@@ -63,7 +63,7 @@ def pframe_latents(image: ImageCodec, pframes: PFrameCoder, clips: list[list[np.
                     bar.close()
                     return out
                 x = frame_tensor(rgb, image.device)
-                if i % gop and (pframes.condition(x) is not None or pframes.motion_condition(None, x) is not None):
+                if i % gop and (pframes.condition_net is not None or pframes.motion_condition_net is not None):
                     raise ValueError("the entropy models of a conditional P-frame model are fitted by "
                                      "training it (tools/train_video.py), not by capturing latents")
                 c = enc.encode(rgb).picture

@@ -15,6 +15,8 @@ in rate-distortion terms than coding it as a P-frame (adaptive intra). A P-frame
     frame_hat  = prediction + decoded residual - 0.5        (then the model's loop filter, if any)
 
 and every reconstruction is rounded to the 8-bit grid before it becomes the next reference.
+Frames are reconstructed in fixed point (`tngvideo.video.exact`, packet version 4): decoder and
+encoder keep the same reference on any machine; older packets are reconstructed in float.
 The motion unit may be coded at another quality than the residual (the packet says which): the
 encoder tries the frame's quality plus each of `motion_offsets` and keeps the cheapest in
 rate-distortion terms. On the dev clips a finer flow (+2) pays at low rates: with tng-video-6 on
@@ -37,7 +39,7 @@ import torch
 import torch.nn.functional as F
 
 from tngvideo.bitstream import BitstreamError
-from tngvideo.bitstream.packet import (CodedUnit, FramePacket, FrameRecord, FrameType, frame_record, pack_packet,
+from tngvideo.bitstream.packet import (EXACT_FROM, CodedUnit, FramePacket, FrameRecord, FrameType, frame_record, pack_packet,
                                       unpack_packet)
 from tngvideo.image.codec import ImageCodec, check_quality
 from tngvideo.errors import DecodeError
@@ -47,7 +49,9 @@ from tngvideo.latent.search import encode_latents
 from tngvideo.latent.weights import EntropyTables
 from tngvideo.video import PRESET_NAMES, EncoderOptions
 from tngvideo.video.flow_dis import dis_flow
-from tngvideo.video.model import RESIDUAL_OFFSET, MotionCompensation, PFrameModel, codable_flow, reconstruct
+from tngvideo.video.exact import ExactContext, ExactMotionCompensation, ExactReconstruction
+from tngvideo.video.model import (RESIDUAL_OFFSET, LatentContext, LoopFilter, MotionCompensation, PFrameModel,
+                                  codable_flow, reconstruct)
 from tngvideo.video.motion_search import search_motion
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
@@ -138,68 +142,115 @@ def sendable_motion(streams: LatentStreams, flow_hat: torch.Tensor, x: torch.Ten
     return is_coded(streams) and not bool(flow_hat.abs().max() > max(x.shape[-2:]))
 
 
+@dataclass(frozen=True)
+class _Parts:
+    """The decoder-side networks of a P-frame coder, in float or in fixed point."""
+    mc: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None
+    reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    condition: Callable[[torch.Tensor], LatentCondition | None]
+    motion_condition: Callable[[torch.Tensor | None, torch.Tensor], LatentCondition | None]
+
+
+class _FloatReconstruction:
+    """`reconstruct`, then the loop filter (if any), in float."""
+
+    def __init__(self, loop_filter: LoopFilter | None):
+        self.filter = loop_filter
+
+    def __call__(self, pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
+        x_hat = reconstruct(pred, res_hat)
+        return x_hat if self.filter is None else self.filter(x_hat, pred)
+
+
+def _zero_flow_if_none(context, prev_flow: torch.Tensor | None, like: torch.Tensor):
+    if prev_flow is None:
+        prev_flow = like.new_zeros((like.shape[0], 2, *like.shape[-2:]))
+    return context(prev_flow)
+
+
 class PFrameCoder:
     """Codes a frame given the previous decoded frame. Motion is optional: a coder without a
     motion model predicts from the reference as it is (zero motion)."""
 
     def __init__(self, residual: LatentCodec, *, motion: LatentCodec | None = None,
                  flow_net: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                 mc: MotionCompensation | None = None,
-                 reconstruct: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = reconstruct,
+                 mc: MotionCompensation | None = None, loop_filter: LoopFilter | None = None,
                  mode_decision: bool = True,
                  extra_estimators: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] | None = None,
-                 condition: Callable[[torch.Tensor], LatentCondition | None] | None = None,
-                 motion_condition: Callable[[torch.Tensor | None, torch.Tensor], LatentCondition | None] | None = None):
+                 condition: LatentContext | None = None, motion_condition: LatentContext | None = None,
+                 exact: bool = True):
         """`flow_net(x, ref)` is the encoder's flow estimator (the model's FlowNet, or DIS), named
         "net"; `extra_estimators` more that `encode` may try by name (default: "dis", OpenCV DIS);
-        `reconstruct(pred, res_hat)` the frame from its prediction and the residual coder's output
-        (the model's, with its loop filter if it has one); `mode_decision=False` always codes motion
-        when there is a motion model; `condition(pred)` the residual coder's condition from the
-        prediction (a conditional model's `residual_condition`); `motion_condition(prev_flow, x)`
-        the motion coder's from the previous P-frame's decoded flow (None after an I-frame or a
-        frame without motion; a model's `flow_condition`)."""
+        `loop_filter` the model's loop filter, applied to prediction + decoded residual;
+        `mode_decision=False` always codes motion when there is a motion model; `condition` the
+        residual coder's context from the prediction (a conditional model's), `motion_condition`
+        the motion coder's from the previous P-frame's decoded flow (zero after an I-frame or a
+        frame without motion). `exact`: `encode` reconstructs in fixed point, as decoders of its
+        packets (version 4) do; False only to reproduce the float reconstruction of older packets."""
         if (motion is None) != (flow_net is None) or (motion is None) != (mc is None):
             raise ValueError("motion coding needs a motion coder, a flow network and motion compensation")
         self.residual = residual
         self.motion = motion
         self.flow_net = flow_net
         self.mc = mc
-        self.reconstruct = reconstruct
+        self.loop_filter = loop_filter
         self.mode_decision = mode_decision
         self.extra_estimators = {"dis": dis_flow} if extra_estimators is None else dict(extra_estimators)
-        self.condition = condition or (lambda pred: None)
-        self.motion_condition = motion_condition or (lambda prev_flow, x: None)
+        self.condition_net, self.motion_condition_net = condition, motion_condition
+        self.exact = exact
+        self._built: dict[bool, _Parts] = {}
 
     @classmethod
     def for_model(cls, model: PFrameModel, tables: dict[str, EntropyTables]) -> "PFrameCoder":
         """The coder of a trained P-frame model, with the entropy tables of its two coders."""
+        cfg = model.config
         return cls(residual=LatentCodec(model.residual, tables["residual"]),
                    motion=LatentCodec(model.motion, tables["motion"]),
-                   flow_net=model.estimate_flow, mc=model.mc, reconstruct=model.reconstruct,
-                   condition=model.residual_condition, motion_condition=model.flow_condition)
+                   flow_net=model.estimate_flow, mc=model.mc, loop_filter=model.filter if cfg.loop_filter else None,
+                   condition=model.condition if cfg.conditional else None,
+                   motion_condition=model.motion_condition if cfg.motion_context else None)
+
+    def parts(self, exact: bool) -> _Parts:
+        """Motion compensation, reconstruction and conditions, in fixed point with `exact` (built once)."""
+        if exact not in self._built:
+            cond, mcond = self.condition_net, self.motion_condition_net
+            if exact:
+                mc = ExactMotionCompensation(self.mc) if self.mc is not None else None
+                rec = ExactReconstruction(self.loop_filter, RESIDUAL_OFFSET)
+                cond = ExactContext(cond) if cond is not None else None
+                mcond = ExactContext(mcond) if mcond is not None else None
+            else:
+                mc = self.mc
+                rec = _FloatReconstruction(self.loop_filter)
+            self._built[exact] = _Parts(
+                mc=mc, reconstruct=rec,
+                condition=(lambda pred: None) if cond is None else cond,
+                motion_condition=(lambda prev, like: None) if mcond is None else (
+                    lambda prev, like, c=mcond: _zero_flow_if_none(c, prev, like)))
+        return self._built[exact]
 
     @staticmethod
     def _transform(codec: LatentCodec) -> HyperpriorAutoencoder:
         return codec.coder  # type: ignore[return-value]
 
     def _code(self, codec: LatentCodec, x: torch.Tensor, quality: float,
-              condition: LatentCondition | None = None) -> tuple[LatentStreams, torch.Tensor]:
-        t = self._transform(codec)
-        streams, latent = encode_latents(codec, t, x, quality, condition=condition)
-        return streams, t.g_s(latent)
+              condition: LatentCondition | None = None, *, exact: bool = True) -> tuple[LatentStreams, torch.Tensor]:
+        streams, y_hat = encode_latents(codec, self._transform(codec), x, quality, condition=condition, exact=exact)
+        return streams, codec.synthesize(y_hat, quality, condition, exact=exact)
 
     def _decode(self, codec: LatentCodec, streams: LatentStreams, hw: tuple[int, int], quality: float,
-                device: torch.device, condition: LatentCondition | None = None) -> torch.Tensor:
-        t = self._transform(codec)
-        shape = (1, t.config.latent_channels, hw[0] // 16, hw[1] // 16)
-        gain, inv_gain = t.gains(torch.tensor([quality], device=device))
-        y_hat = codec.decode(streams, shape, device, mean_offset=None if condition is None else condition.mean * gain)
-        return t.g_s(t.synthesis_input(y_hat * inv_gain, condition))
+                device: torch.device, condition: LatentCondition | None = None, *, exact: bool = True) -> torch.Tensor:
+        shape = (1, self._transform(codec).config.latent_channels, hw[0] // 16, hw[1] // 16)
+        y_hat = codec.decode(streams, shape, device, mean_offset=codec.mean_offset(condition, quality, exact=exact),
+                             exact=exact)
+        return codec.synthesize(y_hat, quality, condition, exact=exact)
 
-    def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float) -> tuple[LatentStreams, torch.Tensor]:
+    def _code_prediction(self, x: torch.Tensor, pred: torch.Tensor, quality: float, exact: bool
+                         ) -> tuple[LatentStreams, torch.Tensor]:
+        parts = self.parts(exact)
         res_streams, res_hat = self._code(self.residual, x - pred + RESIDUAL_OFFSET, quality,
-                                          condition=self.condition(pred))
-        return res_streams, self.reconstruct(pred, res_hat)
+                                          condition=parts.condition(pred), exact=exact)
+        return res_streams, parts.reconstruct(pred, res_hat)
 
     @property
     def quality_range(self) -> tuple[float, float]:
@@ -276,26 +327,28 @@ class PFrameCoder:
         cleaner and cheaper to code than the flow to the decoded reference); default the reference.
         `prev_flow`: the previous P-frame's decoded flow, the motion coder's temporal context (a
         coder with such a context skips the motion search, which does not model it)."""
+        exact = self.exact
+        parts = self.parts(exact)
         if self.motion is None:
-            res_streams, x_hat = self._code_prediction(x, ref, quality)
+            res_streams, x_hat = self._code_prediction(x, ref, quality, exact)
             return _predicted(EMPTY, res_streams, x_hat, quality, quality, ref)
         best: CodedPicture | None = None
         best_cost = math.inf
         flows = {}
-        motion_condition = self.motion_condition(prev_flow, x)
+        motion_condition = parts.motion_condition(prev_flow, x)
         for name in dict.fromkeys(estimators) if motion_offsets else ():
             flows[name] = flow = self.coded_flow_input(x, ref if flow_ref is None else flow_ref, name)
             for mq in self.motion_qualities(quality, motion_offsets):
-                motion_streams, flow_hat = self._code(self.motion, flow, mq, condition=motion_condition)
+                motion_streams, flow_hat = self._code(self.motion, flow, mq, condition=motion_condition, exact=exact)
                 if not sendable_motion(motion_streams, flow_hat, x):
                     continue
-                pred = self.mc(ref, flow_hat)
-                res_streams, x_hat = self._code_prediction(x, pred, quality)
+                pred = parts.mc(ref, flow_hat)
+                res_streams, x_hat = self._code_prediction(x, pred, quality, exact)
                 cost = self.rd_cost(x, x_hat, motion_streams.payload_bits + res_streams.payload_bits, quality, hw)
                 if cost < best_cost:
                     best, best_cost = _predicted(motion_streams, res_streams, x_hat, quality, mq, pred, name, flow_hat), cost
         if best is None or (self.mode_decision if zero_motion is None else zero_motion):
-            res_streams, x_hat = self._code_prediction(x, ref, quality)
+            res_streams, x_hat = self._code_prediction(x, ref, quality, exact)
             if best is None or self.rd_cost(x, x_hat, res_streams.payload_bits, quality, hw) <= best_cost:
                 best = _predicted(EMPTY, res_streams, x_hat, quality, quality, ref)
         if search_steps > 0 and is_coded(best.motion) and motion_condition is None:
@@ -312,53 +365,58 @@ class PFrameCoder:
                               steps=steps, hw=hw)
         if found.cost >= found.start_cost:
             return best
-        streams, y_hat = self.motion.encode(found.y, found.z)
-        _, inv_gain = t.gains(torch.tensor([best.motion_quality], device=x.device))
-        flow_hat = t.g_s(y_hat * inv_gain)
+        streams, y_hat = self.motion.encode(found.y, found.z, exact=self.exact)
+        flow_hat = self.motion.synthesize(y_hat, best.motion_quality, exact=self.exact)
         if not sendable_motion(streams, flow_hat, x):
             return best
-        pred = self.mc(ref, flow_hat)
-        res_streams, x_hat = self._code_prediction(x, pred, quality)
+        pred = self.parts(self.exact).mc(ref, flow_hat)
+        res_streams, x_hat = self._code_prediction(x, pred, quality, self.exact)
         return _predicted(streams, res_streams, x_hat, quality, best.motion_quality, pred, best.estimator, flow_hat)
 
     @torch.no_grad()
     def decoded_flow(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
-                     prev_flow: torch.Tensor | None = None) -> torch.Tensor:
+                     prev_flow: torch.Tensor | None = None, *, exact: bool = True) -> torch.Tensor:
         """The flow a decoder reconstructs from coded motion streams (in the temporal context of
         `prev_flow`, the previous P-frame's decoded flow, where the model has one)."""
         if self.motion is None:
             raise DecodeError("stream has coded motion but this decoder has no motion model")
         return self._decode(self.motion, motion, ref.shape[-2:], quality, ref.device,
-                            self.motion_condition(prev_flow, ref))
+                            self.parts(exact).motion_condition(prev_flow, ref), exact=exact)
 
     @torch.no_grad()
     def prediction(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
-                   prev_flow: torch.Tensor | None = None) -> torch.Tensor:
+                   prev_flow: torch.Tensor | None = None, *, exact: bool = True) -> torch.Tensor:
         """The prediction a decoder forms from the motion streams (the reference itself when
         no motion is coded)."""
-        return self._predict(motion, ref, quality, prev_flow)[0]
+        return self._predict(motion, ref, quality, prev_flow, exact)[0]
 
     def _predict(self, motion: LatentStreams, ref: torch.Tensor, quality: float,
-                 prev_flow: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                 prev_flow: torch.Tensor | None, exact: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
         if not is_coded(motion):
             return ref, None
-        flow_hat = self.decoded_flow(motion, ref, quality, prev_flow)
-        return self.mc(ref, flow_hat), flow_hat
+        flow_hat = self.decoded_flow(motion, ref, quality, prev_flow, exact=exact)
+        return self.parts(exact).mc(ref, flow_hat), flow_hat
 
     @torch.no_grad()
     def decode(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float,
-               motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None) -> torch.Tensor:
-        """The frame from its streams; the motion decoded at `motion_quality` (default `quality`)."""
-        return self.decode_with_flow(motion, residual, ref, quality, motion_quality, prev_flow=prev_flow)[0]
+               motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None,
+               exact: bool = True) -> torch.Tensor:
+        """The frame from its streams; the motion decoded at `motion_quality` (default `quality`);
+        in fixed point with `exact` (packets of version 4 on)."""
+        return self.decode_with_flow(motion, residual, ref, quality, motion_quality, prev_flow=prev_flow,
+                                     exact=exact)[0]
 
     @torch.no_grad()
     def decode_with_flow(self, motion: LatentStreams, residual: LatentStreams, ref: torch.Tensor, quality: float,
-                         motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None
-                         ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                         motion_quality: float | None = None, *, prev_flow: torch.Tensor | None = None,
+                         exact: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """`decode`, and the decoded flow (None: no motion): the next P-frame's temporal context."""
-        pred, flow_hat = self._predict(motion, ref, quality if motion_quality is None else motion_quality, prev_flow)
-        res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device, self.condition(pred))
-        return self.reconstruct(pred, res_hat), flow_hat
+        pred, flow_hat = self._predict(motion, ref, quality if motion_quality is None else motion_quality, prev_flow,
+                                       exact)
+        parts = self.parts(exact)
+        res_hat = self._decode(self.residual, residual, ref.shape[-2:], quality, ref.device, parts.condition(pred),
+                               exact=exact)
+        return parts.reconstruct(pred, res_hat), flow_hat
 
 
 def frame_tensor(rgb: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -419,7 +477,8 @@ class VideoEncoder:
     def _intra(self, x: torch.Tensor, search_steps: int) -> CodedPicture:
         q = self.frame_quality(intra=True)
         streams, x_hat = self.image.encode_tensor(x, self.pframes.intra_quality(self.image, q),
-                                                  search_steps=search_steps, hw=(self.height, self.width))
+                                                  search_steps=search_steps, hw=(self.height, self.width),
+                                                  exact=self.pframes.exact)
         return CodedPicture({"intra": streams}, x_hat, q)
 
     @property
@@ -461,7 +520,8 @@ class VideoEncoder:
         ftype = FrameType.I if c.intra else FrameType.P
         units = tuple(CodedUnit(s.hyper, s.latent, s.symbols_crc) for s in c.streams.values())
         motion_quality = c.motion_quality if c.motion_quality != c.quality else None  # None: the frame's own (or no motion)
-        packet = FramePacket(ftype, c.quality, self.index, units, motion_quality)
+        packet = FramePacket(ftype, c.quality, self.index, units, motion_quality,
+                             version=EXACT_FROM if self.pframes.exact else EXACT_FROM - 1)
         est = sum(s.estimated_bits for s in c.streams.values())
         if ftype == FrameType.I:
             self._since_intra = 0
@@ -501,7 +561,8 @@ class VideoDecoder:
             raise DecodeError(f"quality {p.quality} out of range")
         units = [LatentStreams(u.hyper, u.latent, u.symbols_crc, float("nan")) for u in p.units]
         if p.frame_type == FrameType.I:
-            x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), self.pframes.intra_quality(self.image, p.quality))
+            x_hat = self.image.decode_tensor(units[0], (self._ph, self._pw), self.pframes.intra_quality(self.image, p.quality),
+                                             exact=p.exact)
             self._flow = None
         else:
             if self._ref is None:
@@ -509,6 +570,6 @@ class VideoDecoder:
             if not lo <= p.motion_q <= hi:
                 raise DecodeError(f"motion quality {p.motion_q} out of range")
             x_hat, self._flow = self.pframes.decode_with_flow(units[0], units[1], self._ref, p.quality, p.motion_q,
-                                                              prev_flow=self._flow)
+                                                              prev_flow=self._flow, exact=p.exact)
         self._ref = on_grid(x_hat)
         return p, _to_rgb(self._ref, self.height, self.width)

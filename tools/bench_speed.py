@@ -11,7 +11,8 @@ P-frames); x264 codes the same frames at crf 23, yuv420p, through PyAV, and its 
 includes the conversion to RGB, as tngvideo's does. Threads: torch's default (all cores) unless
 --threads (x264 gets as many). Pixel identity: the file is decoded again at another thread
 count (1, or 2 when the run uses 1) and on CUDA, where present, and compared with the first
-decode, value by value.
+decode, value by value. The same is measured for the float reconstruction of the earlier formats
+(`tng_float`), the speed baseline of the fixed-point one.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import torch
 
 from tngvideo.analysis.records import device_description
 from tngvideo.datapaths import data_path
+from tngvideo.fileio import atomic_write_bytes
 from tngvideo.media import VideoFrame, read_video
 from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import decode_frames, encode_sequence
@@ -99,24 +101,27 @@ def main() -> int:
             w, h = map(int, size_text.split("x"))
             frames = frames_at(Path(args.clip), (w, h), n)
             vf = [VideoFrame(x, i, 1) for i, x in enumerate(frames)]
-            t0 = time.perf_counter()
-            seq = encode_sequence(vf, codecs, width=w, height=h, time_base=Fraction(1, 25), frame_rate=Fraction(25),
-                                  quality=args.quality, gop=16)
-            enc = time.perf_counter() - t0
-            path = Path(tmp) / f"{size_text}.tngv"
-            seq.write(path)
-            rgb, dec = tng_decode(path, codecs)
-            row = {"size": size_text, "frames": n, "quality": args.quality, "threads": threads,
-                   "tng": {"encode_fps": round(n / enc, 3), "decode_fps": round(n / dec, 3),
-                           "bytes": path.stat().st_size, "psnr": round(float(np.mean(seq.psnr)), 2)},
-                   "x264_medium": x264_speed(frames, Path(tmp) / f"{size_text}.mp4", threads)}
+            row = {"size": size_text, "frames": n, "quality": args.quality, "threads": threads}
+            other = 2 if threads == 1 else 1
+            for key, exact in (("tng_float", False), ("tng", True)):  # the fixed-point one last: its file stays
+                codecs.pframes.exact = exact
+                t0 = time.perf_counter()
+                seq = encode_sequence(vf, codecs, width=w, height=h, time_base=Fraction(1, 25),
+                                      frame_rate=Fraction(25), quality=args.quality, gop=16)
+                enc = time.perf_counter() - t0
+                path = Path(tmp) / f"{size_text}.tngv"
+                seq.write(path)
+                rgb, dec = tng_decode(path, codecs)
+                torch.set_num_threads(other)
+                again, _ = tng_decode(path, codecs)
+                torch.set_num_threads(threads)
+                row[key] = {"encode_fps": round(n / enc, 3), "decode_fps": round(n / dec, 3),
+                            "bytes": path.stat().st_size, "psnr": round(float(np.mean(seq.psnr)), 2),
+                            f"differing_values_{other}_threads_vs_{threads}": differing(rgb, again)}
+            row["x264_medium"] = x264_speed(frames, Path(tmp) / f"{size_text}.mp4", threads)
             row["decode_fps_ratio_vs_x264"] = round(row["tng"]["decode_fps"] / row["x264_medium"]["decode_fps"], 5)
             row["encode_fps_ratio_vs_x264"] = round(row["tng"]["encode_fps"] / row["x264_medium"]["encode_fps"], 5)
-            other = 2 if threads == 1 else 1
-            torch.set_num_threads(other)
-            again, _ = tng_decode(path, codecs)
-            torch.set_num_threads(threads)
-            row[f"differing_values_{other}_threads_vs_{threads}"] = differing(rgb, again)
+            row["decode_time_fixed_vs_float"] = round(row["tng_float"]["decode_fps"] / row["tng"]["decode_fps"], 3)
             if torch.cuda.is_available():
                 try:
                     gpu_codecs = load_video_codecs(device="cuda")
@@ -132,7 +137,7 @@ def main() -> int:
     record = {"date": datetime.datetime.now().strftime("%Y-%m-%d %H:%M"), "command": " ".join(sys.argv),
               "machine": f"{platform.machine()} CPU, {threads} threads, torch {torch.__version__}",
               "model": codecs.name, "clip": Path(args.clip).name, "rows": rows}
-    Path(args.out).write_text(json.dumps(record, indent=1) + "\n")
+    atomic_write_bytes(Path(args.out), (json.dumps(record, indent=1) + "\n").encode())
     return 0
 
 

@@ -51,7 +51,7 @@ from tngvideo.video import PRESET_NAMES, EncoderOptions
 from tngvideo.video.flow_dis import dis_flow
 from tngvideo.video.exact import ExactContext, ExactMotionCompensation, ExactReconstruction
 from tngvideo.video.model import (RESIDUAL_OFFSET, LatentContext, LoopFilter, MotionCompensation, PFrameModel,
-                                  codable_flow, reconstruct)
+                                  codable_flow, previous_flow, reconstruct)
 from tngvideo.video.motion_search import search_motion
 
 PAD = HyperpriorAutoencoder.PAD_MULTIPLE
@@ -162,12 +162,6 @@ class _FloatReconstruction:
         return x_hat if self.filter is None else self.filter(x_hat, pred)
 
 
-def _zero_flow_if_none(context, prev_flow: torch.Tensor | None, like: torch.Tensor):
-    if prev_flow is None:
-        prev_flow = like.new_zeros((like.shape[0], 2, *like.shape[-2:]))
-    return context(prev_flow)
-
-
 class PFrameCoder:
     """Codes a frame given the previous decoded frame. Motion is optional: a coder without a
     motion model predicts from the reference as it is (zero motion)."""
@@ -226,7 +220,7 @@ class PFrameCoder:
                 mc=mc, reconstruct=rec,
                 condition=(lambda pred: None) if cond is None else cond,
                 motion_condition=(lambda prev, like: None) if mcond is None else (
-                    lambda prev, like, c=mcond: _zero_flow_if_none(c, prev, like)))
+                    lambda prev, like, c=mcond: c(previous_flow(prev, like))))
         return self._built[exact]
 
     @staticmethod

@@ -57,6 +57,11 @@ def reconstruct(pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
     return pred + res_hat - RESIDUAL_OFFSET
 
 
+def previous_flow(prev_flow: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The motion context's input: the previous P-frame's decoded flow, or zero flow shaped like `like`."""
+    return like.new_zeros((like.shape[0], 2, *like.shape[-2:])) if prev_flow is None else prev_flow
+
+
 def _zero_last(net: nn.Sequential) -> nn.Sequential:
     last = [m for m in net if isinstance(m, nn.Conv2d)][-1]
     nn.init.zeros_(last.weight)
@@ -274,9 +279,7 @@ class PFrameModel(nn.Module):
         I-frame or a frame without motion; None: a model without temporal motion context)."""
         if not self.config.motion_context:
             return None
-        if prev_flow is None:
-            prev_flow = like.new_zeros((like.shape[0], 2, *like.shape[-2:]))
-        return self.motion_condition(prev_flow)
+        return self.motion_condition(previous_flow(prev_flow, like))
 
     def reconstruct(self, pred: torch.Tensor, res_hat: torch.Tensor) -> torch.Tensor:
         """`reconstruct`, then the loop filter where the model has one."""

@@ -35,6 +35,7 @@ import torch
 from tngvideo.analysis.records import device_description
 from tngvideo.datapaths import data_path
 from tngvideo.fileio import atomic_write_bytes
+from tngvideo.heap import keep_freed_memory
 from tngvideo.media import VideoFrame, read_video
 from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import decode_frames, encode_sequence
@@ -90,6 +91,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", default=str(ROOT / "results/speed.json"))
     args = ap.parse_args()
+    keep_freed_memory()  # as the tngvideo command does
     if args.threads:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()

@@ -69,6 +69,9 @@ def _drop_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
+    from tngvideo.heap import keep_freed_memory
+
+    keep_freed_memory()
     from tngvideo.bitstream import BitstreamError
     from tngvideo.errors import BadInputError, DecodeError, InputNotFoundError, MediaError, OutputError, UsageError
     from tngvideo.image.registry import UnknownModelError

@@ -13,8 +13,9 @@ LeakyReLU multiplies by a fixed-point slope; inverse GDN takes a correctly round
 (IEEE 754 requires it) of an exact sum. Values cross module boundaries in real units as float64
 on the fixed grid (value = integer / 2**ACT_BITS), which float64 holds exactly.
 
-On CUDA, cuDNN is switched off for these convolutions (its Winograd and FFT algorithms are not
-exact); the native im2col + GEMM path adds integers, which is.
+The convolutions themselves are `tngvideo.nn.exact_conv.ExactConv`: exact integer sums, in float64
+or, where that is faster, in float32 limbs. On CUDA, cuDNN is switched off for them (its
+Winograd and FFT algorithms are not exact); the native im2col + GEMM path adds integers, which is.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from tngvideo.nn.exact_conv import ExactConv
 
 ACT_BITS = 14
 WEIGHT_BITS = 14
@@ -71,18 +74,6 @@ def quantize_weight(w: torch.Tensor, bits: int = WEIGHT_BITS) -> torch.Tensor:
     return torch.round(w.detach().double() * float(1 << bits))
 
 
-def _no_cudnn(x: torch.Tensor):
-    return torch.backends.cudnn.flags(enabled=False) if x.is_cuda else _Null()
-
-
-class _Null:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
 def _conv_fn(m: nn.Conv2d | nn.ConvTranspose2d) -> Fn:
     transposed = isinstance(m, nn.ConvTranspose2d)
     if m.groups != 1 or m.dilation != (1, 1) or m.padding_mode != "zeros" or isinstance(m.padding, str):
@@ -90,24 +81,19 @@ def _conv_fn(m: nn.Conv2d | nn.ConvTranspose2d) -> Fn:
     w = quantize_weight(m.weight)
     b = quantize_weight(m.bias, WEIGHT_BITS + ACT_BITS) if m.bias is not None else torch.zeros(
         m.weight.shape[1 if transposed else 0], dtype=torch.float64)
-    fan_in = w.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3))
-    # clamp the input so that |sum of products + bias| < 2**53 whatever the input
-    limit = min(ACT_LIMIT, math.floor((EXACT - float(b.abs().max()) - 1.0) / max(float(fan_in.max()), 1.0)))
-    if limit < 1.0:
-        raise ValueError("weights too large for exact fixed-point evaluation")
     kw = dict(stride=m.stride, padding=m.padding)
     if transposed:
         kw["output_padding"] = m.output_padding
-    op = F.conv_transpose2d if transposed else F.conv2d
-    cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+    # the input is clamped so that |sum of products + bias| < 2**53 whatever the input
+    conv = ExactConv(w, transposed=transposed, margin=float(b.abs().max()), cap=ACT_LIMIT, **kw)
+    if conv.limit < 1.0:
+        raise ValueError("weights too large for exact fixed-point evaluation")
+    cache: dict[torch.device, torch.Tensor] = {}
 
     def run(x: torch.Tensor) -> torch.Tensor:
         if x.device not in cache:
-            cache[x.device] = (w.to(x.device), b.to(x.device))
-        wd, bd = cache[x.device]
-        with _no_cudnn(x):
-            acc = op(_bounded(x, limit), wd, bd, **kw)
-        return _rescale(acc, WEIGHT_BITS)
+            cache[x.device] = b.to(x.device).view(1, -1, 1, 1)
+        return _rescale(conv(x).add_(cache[x.device]), WEIGHT_BITS)
 
     return run
 
@@ -132,19 +118,15 @@ def _igdn_fn(gdn: nn.Module) -> Fn:
     g = quantize_weight(gamma).view(c, c, 1, 1)
     bt = quantize_weight(beta, WEIGHT_BITS + sq_bits)
     root_bits = (sq_bits + WEIGHT_BITS) // 2
-    fan_in = g.abs().sum(dim=(1, 2, 3))
-    sq_limit = math.floor((EXACT - float(bt.abs().max()) - 1.0) / max(float(fan_in.max()), 1.0))
+    conv = ExactConv(g, margin=float(bt.abs().max()))
     x_limit = float(1 << 26) - 1.0  # x*x below 2**52
-    cache: dict[torch.device, tuple[torch.Tensor, torch.Tensor]] = {}
+    cache: dict[torch.device, torch.Tensor] = {}
 
     def run(x: torch.Tensor) -> torch.Tensor:
         if x.device not in cache:
-            cache[x.device] = (g.to(x.device), bt.to(x.device))
-        gd, bd = cache[x.device]
+            cache[x.device] = bt.to(x.device).view(1, -1, 1, 1)
         x = _bounded(x, x_limit)
-        x2 = _bounded(_rescale(x * x, 2 * ACT_BITS - sq_bits), sq_limit)
-        with _no_cudnn(x):
-            v = F.conv2d(x2, gd, bd)
+        v = conv(_rescale(x * x, 2 * ACT_BITS - sq_bits)).add_(cache[x.device])
         norm = v.clamp_min_(0.0).sqrt_().floor_()  # root_bits fractional bits, |norm| < 2**27
         return _rescale(_bounded(x, float(1 << 25)).mul(norm), root_bits)
 

@@ -1,0 +1,169 @@
+"""Exact integer convolution: the sum of products of integer weights and integer activations,
+computed the fast way where that is exact.
+
+Float64 holds any integer below 2**53, so a float64 convolution of integers whose sums stay below
+that is exact in any order of addition. It is also slow on CPUs (no vectorised direct kernels:
+im2col and a double GEMM). Float32 holds integers up to 2**24, and its convolutions are 5-40x
+faster. So each operand is cut into limbs small enough that every partial sum of a float32
+convolution of limbs stays within 2**24 (an integer bound from the weights' L1 norms and the
+input's largest magnitude, checked on each call), the limb products are convolved in float32 in
+one call (activation limbs stacked on the batch axis, weight limbs on the output channels), and
+recombined with powers of two in float64. Every step is exact, so the result is the same integer
+whichever path computes it; the path is chosen for speed alone, from the sizes, and falls back to
+float64 when the input is too large for the limbs (a hostile stream's, say).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import ExitStack
+
+import torch
+import torch.nn.functional as F
+
+EXACT32 = float(1 << 24)
+EXACT64 = float(1 << 53)
+MAX_ACT_LIMBS = 3
+
+
+def _exact_settings(stack: ExitStack, x: torch.Tensor) -> None:
+    """No algorithm that rounds: cuDNN (Winograd, FFT, TF32) is off for these convolutions."""
+    if x.is_cuda:
+        stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+
+
+def _row_l1(w: torch.Tensor) -> torch.Tensor:
+    """L1 norm of each output channel's weights (conv2d layout: out, in, kh, kw)."""
+    return w.abs().sum(dim=(1, 2, 3))
+
+
+class _Limbs:
+    """One float32 evaluation of an integer weight: its limbs (stacked on the output channels),
+    their shifts, and the activation limb width that keeps every partial sum within 2**24."""
+
+    def __init__(self, w: torch.Tensor, split: int | None):
+        if split is None:
+            parts, self.shifts = [w], (0,)
+        else:
+            hi = torch.round(w / float(1 << split))
+            parts, self.shifts = [w - hi * float(1 << split), hi], (0, split)
+        self.l1 = max(float(_row_l1(p).max()) for p in parts)
+        self.scale_sum = sum(float(_row_l1(p).max()) * float(1 << s) for p, s in zip(parts, self.shifts))
+        # activation limbs below 2**bits: (2**bits - 1) * l1 <= 2**24
+        self.bits = int(math.floor(math.log2(EXACT32 / max(self.l1, 1.0) + 1.0)))
+        while self.bits > 0 and (float(1 << self.bits) - 1.0) * self.l1 > EXACT32:
+            self.bits -= 1
+        self.weight = torch.cat(parts, dim=0).float()
+        self.cache: dict[torch.device, torch.Tensor] = {}
+
+    def act_limbs(self, m: float) -> int | None:
+        """How many activation limbs make |x| <= m exact, or None."""
+        if self.bits < 1:
+            return None
+        for n in range(1, MAX_ACT_LIMBS + 1):
+            top = math.ceil(m / float(1 << (self.bits * (n - 1)))) if n > 1 else m
+            if top * self.l1 <= EXACT32:
+                return n
+        return None
+
+    def weight_on(self, device: torch.device) -> torch.Tensor:
+        if device not in self.cache:
+            self.cache[device] = self.weight.to(device).contiguous(memory_format=torch.channels_last)
+        return self.cache[device]
+
+
+class ExactConv:
+    """conv2d or conv_transpose2d of integer-valued float64 tensors, without bias: the exact integer
+    sums (float64). Inputs are clamped to `limit`: the largest magnitude for which the sums stay
+    below 2**53 with `margin` to spare (for a bias added afterwards), or `cap` if smaller. `forced` ("float64",
+    "float32" or None) pins the path, for tests and benchmarks."""
+
+    def __init__(self, weight: torch.Tensor, *, stride: tuple[int, int] = (1, 1),
+                 padding: tuple[int, int] = (0, 0), transposed: bool = False,
+                 output_padding: tuple[int, int] = (0, 0), margin: float = 0.0, cap: float = math.inf):
+        self.w = weight.double()
+        self.transposed = transposed
+        self.kw = dict(stride=stride, padding=padding)
+        if transposed:
+            self.kw["output_padding"] = output_padding
+        fan_in = self.w.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3))
+        self.limit = min(cap, math.floor((EXACT64 - margin - 1.0) / max(float(fan_in.max()), 1.0)))
+        self.margin = margin
+        self.forced: str | None = None
+        self.cout = self.w.shape[1 if transposed else 0]
+        # float32 limbs for plain convolutions (a transposed one would need its polyphase form)
+        self.plans = [] if transposed else [_Limbs(self.w, None)] + [_Limbs(self.w, s) for s in self._splits(self.w)]
+        # where the float32 limbs pay (measured layer by layer in a CIF decode on a 2-core x86
+        # CPU): plain 3x3 convolutions at stride 1 from wide inputs to few outputs, the layers
+        # float64 kernels run slowest (im2col dominates); elsewhere float64 is as fast or faster
+        self.prefer32 = (not transposed and stride == (1, 1) and self.w.shape[2:] == (3, 3)
+                         and self.w.shape[1] >= 32 and self.cout <= 64)
+        self.cache: dict[torch.device, torch.Tensor] = {}
+
+    @staticmethod
+    def _splits(w: torch.Tensor) -> list[int]:
+        """The weight split that minimises the larger limb norm."""
+        best, best_l1 = None, math.inf
+        for s in range(2, 14):
+            hi = torch.round(w / float(1 << s))
+            l1 = max(float(_row_l1(hi).max()), float(_row_l1(w - hi * float(1 << s)).max()))
+            if l1 < best_l1:
+                best, best_l1 = s, l1
+        return [best] if best is not None else []
+
+    def _plan(self, m: float) -> tuple[_Limbs, int] | None:
+        """The cheapest exact float32 plan for inputs |x| <= m where float32 is the faster path."""
+        if self.forced == "float64" or (self.forced is None and not self.prefer32):
+            return None
+        best = None
+        for plan in self.plans:
+            n = plan.act_limbs(m)
+            if n is None:
+                continue
+            top = m if n == 1 else math.ceil(m / float(1 << (plan.bits * (n - 1))))
+            spread = top * float(1 << (plan.bits * (n - 1))) + float(1 << (plan.bits * (n - 1)))
+            if spread * plan.scale_sum + self.margin >= EXACT64:
+                continue
+            cost = n * len(plan.shifts)
+            if best is None or cost < best[1] * len(best[0].shifts):
+                best = (plan, n)
+        return best
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        lo, hi = torch.aminmax(x)
+        m = max(-float(lo), float(hi))
+        if m > self.limit:
+            x = x.clamp(-self.limit, self.limit)
+            m = float(self.limit)
+        with ExitStack() as stack:
+            _exact_settings(stack, x)
+            plan = self._plan(m)
+            if plan is None:
+                return self._float64(x)
+            return self._float32(x, *plan)
+
+    def _float64(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device not in self.cache:
+            self.cache[x.device] = self.w.to(x.device)
+        op = F.conv_transpose2d if self.transposed else F.conv2d
+        return op(x.contiguous(), self.cache[x.device], **self.kw)
+
+    def _float32(self, x: torch.Tensor, plan: _Limbs, n: int) -> torch.Tensor:
+        b = x.shape[0]
+        step = float(1 << plan.bits)
+        limbs, rest = [], x
+        for _ in range(n - 1):  # x = sum of limb_i * step**i, low limbs in [0, step)
+            q = torch.floor(rest * (1.0 / step))
+            limbs.append(rest - q * step)
+            rest = q
+        limbs.append(rest)
+        xs = torch.cat(limbs, dim=0).float().contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(xs, plan.weight_on(x.device), **self.kw)
+        co = out.shape[1] // len(plan.shifts)
+        acc = None
+        for i in range(n):
+            for j, shift in enumerate(plan.shifts):
+                part = out[i * b:(i + 1) * b, j * co:(j + 1) * co].double()
+                scale = float(1 << (plan.bits * i + shift))
+                acc = part.mul_(scale) if acc is None else acc.add_(part, alpha=scale)
+        return acc

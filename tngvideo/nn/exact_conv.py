@@ -27,9 +27,14 @@ MAX_ACT_LIMBS = 3
 
 
 def _exact_settings(stack: ExitStack, x: torch.Tensor) -> None:
-    """No algorithm that rounds: cuDNN (Winograd, FFT, TF32) is off for these convolutions."""
+    """No algorithm that rounds: cuDNN (Winograd, FFT, TF32) is off for these convolutions, and
+    so is TF32 in the matrix products of the native path, whatever the program has set."""
     if x.is_cuda:
         stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+        matmul = torch.backends.cuda.matmul
+        previous = matmul.allow_tf32
+        matmul.allow_tf32 = False
+        stack.callback(setattr, matmul, "allow_tf32", previous)
 
 
 def _row_l1(w: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,7 @@ ROOT = Path(tngvideo.__file__).parent
 # Floors, ground first: a module imports only its own floor and those below it. A key is the
 # name of a module or subpackage directly under tngvideo/ (a subpackage: everything in it).
 FLOORS = [
-    {"errors", "limits", "fileio", "datapaths", "nn", "entropy", "bitstream", "metrics"},
+    {"errors", "limits", "fileio", "datapaths", "heap", "nn", "entropy", "bitstream", "metrics"},
     {"latent"},  # the hyperprior latent coder that image, motion and residual all use
     {"image"},
     {"video"},

@@ -18,7 +18,7 @@ _API = {
     "EncoderOptions": "video", "EncodeSummary": "videofile", "DecodeResult": "videofile",
     "DecodeReport": "videofile", "Analysis": "analysis.video_report", "LadderResult": "streaming.segmenter",
     "UsageError": "errors", "InputNotFoundError": "errors", "OutputError": "errors", "BadInputError": "errors",
-    "DecodeError": "errors", "MediaError": "errors",
+    "DecodeError": "errors", "MediaError": "errors", "keep_freed_memory": "heap",
 }
 
 __all__ = ["__version__", *_API]

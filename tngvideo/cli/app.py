@@ -69,7 +69,7 @@ def _drop_stdout() -> None:
 
 def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    from tngvideo.heap import keep_freed_memory
+    from tngvideo import keep_freed_memory
 
     keep_freed_memory()
     from tngvideo.bitstream import BitstreamError

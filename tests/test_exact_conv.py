@@ -1,6 +1,7 @@
 """Exact integer convolution: the float32-limb path and the float64 path give the exact integer
 sums (checked against int64 arithmetic), at every input magnitude, down to the 2**24 bound; and
-the shipped P-frame networks give the same values whichever path runs each layer."""
+the shipped P-frame networks give the same values whichever path runs each layer. Also: the heap
+setting that the command line makes for speed takes on glibc."""
 
 from __future__ import annotations
 

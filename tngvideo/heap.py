@@ -4,7 +4,7 @@ Decoding allocates and frees tensors of tens to hundreds of megabytes for every 
 malloc serves blocks above its mmap threshold (at most 32 MiB) with fresh mappings and unmaps
 them on free, so every such tensor is first touched page by page: at CIF that costs more time
 than the arithmetic of most layers. Padding the heap's top keeps freed memory mapped and reused
-instead (measured: a float64 floor over 47 MB, 16 ms -> 3 ms; a CIF decode 1.6x faster). This is
+instead (measured: a float64 floor over 47 MB, 16 ms -> 3 ms; a CIF decode 1.3-1.6x faster). This is
 a process-wide setting, so the command-line tool and the benchmarks make it, never an import.
 """
 

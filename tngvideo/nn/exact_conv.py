@@ -66,10 +66,13 @@ class _Limbs:
         if self.bits < 1:
             return None
         for n in range(1, MAX_ACT_LIMBS + 1):
-            top = math.ceil(m / float(1 << (self.bits * (n - 1)))) if n > 1 else m
-            if top * self.l1 <= EXACT32:
+            if self.top(m, n) * self.l1 <= EXACT32:
                 return n
         return None
+
+    def top(self, m: float, n: int) -> float:
+        """The largest magnitude of the top limb of |x| <= m cut into n limbs."""
+        return math.ceil(m / float(1 << (self.bits * (n - 1)))) if n > 1 else m
 
     def weight_on(self, device: torch.device) -> torch.Tensor:
         if device not in self.cache:
@@ -80,8 +83,8 @@ class _Limbs:
 class ExactConv:
     """conv2d or conv_transpose2d of integer-valued float64 tensors, without bias: the exact integer
     sums (float64). Inputs are clamped to `limit`: the largest magnitude for which the sums stay
-    below 2**53 with `margin` to spare (for a bias added afterwards), or `cap` if smaller. `forced` ("float64",
-    "float32" or None) pins the path, for tests and benchmarks."""
+    below 2**53 with `margin` to spare (for a bias added afterwards), or `cap` if smaller.
+    `forced` ("float64", "float32" or None) pins the path, for tests and benchmarks."""
 
     def __init__(self, weight: torch.Tensor, *, stride: tuple[int, int] = (1, 1),
                  padding: tuple[int, int] = (0, 0), transposed: bool = False,
@@ -91,13 +94,13 @@ class ExactConv:
         self.kw = dict(stride=stride, padding=padding)
         if transposed:
             self.kw["output_padding"] = output_padding
-        fan_in = self.w.abs().sum(dim=(0, 2, 3) if transposed else (1, 2, 3))
+        fan_in = self.w.abs().sum(dim=(0, 2, 3)) if transposed else _row_l1(self.w)
         self.limit = min(cap, math.floor((EXACT64 - margin - 1.0) / max(float(fan_in.max()), 1.0)))
         self.margin = margin
         self.forced: str | None = None
         self.cout = self.w.shape[1 if transposed else 0]
         # float32 limbs for plain convolutions (a transposed one would need its polyphase form)
-        self.plans = [] if transposed else [_Limbs(self.w, None)] + [_Limbs(self.w, s) for s in self._splits(self.w)]
+        self.plans = [] if transposed else [_Limbs(self.w, None), _Limbs(self.w, self._split(self.w))]
         # where the float32 limbs pay (measured layer by layer in a CIF decode on a 2-core x86
         # CPU): plain 3x3 convolutions at stride 1 from wide inputs to few outputs, the layers
         # float64 kernels run slowest (im2col dominates); elsewhere float64 is as fast or faster
@@ -106,15 +109,13 @@ class ExactConv:
         self.cache: dict[torch.device, torch.Tensor] = {}
 
     @staticmethod
-    def _splits(w: torch.Tensor) -> list[int]:
-        """The weight split that minimises the larger limb norm."""
-        best, best_l1 = None, math.inf
-        for s in range(2, 14):
+    def _split(w: torch.Tensor) -> int:
+        """The weight split (bits in the low limb) that minimises the larger limb norm."""
+        def larger_norm(s: int) -> float:
             hi = torch.round(w / float(1 << s))
-            l1 = max(float(_row_l1(hi).max()), float(_row_l1(w - hi * float(1 << s)).max()))
-            if l1 < best_l1:
-                best, best_l1 = s, l1
-        return [best] if best is not None else []
+            return max(float(_row_l1(hi).max()), float(_row_l1(w - hi * float(1 << s)).max()))
+
+        return min(range(2, 14), key=larger_norm)
 
     def _plan(self, m: float) -> tuple[_Limbs, int] | None:
         """The cheapest exact float32 plan for inputs |x| <= m where float32 is the faster path."""
@@ -125,8 +126,8 @@ class ExactConv:
             n = plan.act_limbs(m)
             if n is None:
                 continue
-            top = m if n == 1 else math.ceil(m / float(1 << (plan.bits * (n - 1))))
-            spread = top * float(1 << (plan.bits * (n - 1))) + float(1 << (plan.bits * (n - 1)))
+            # bound on the recombination's partial sums in float64
+            spread = (plan.top(m, n) + 1.0) * float(1 << (plan.bits * (n - 1)))
             if spread * plan.scale_sum + self.margin >= EXACT64:
                 continue
             cost = n * len(plan.shifts)

@@ -151,8 +151,19 @@ class ExactConv:
     def _float64(self, x: torch.Tensor) -> torch.Tensor:
         if x.device not in self.cache:
             self.cache[x.device] = self.w.to(x.device)
-        op = F.conv_transpose2d if self.transposed else F.conv2d
-        return op(x.contiguous(), self.cache[x.device], **self.kw)
+        if self.transposed:
+            return self._transposed64(x.contiguous(), self.cache[x.device])
+        return F.conv2d(x.contiguous(), self.cache[x.device], **self.kw)
+
+    def _transposed64(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        """conv_transpose2d as one matrix product and a col2im (F.fold): the native kernel zero-fills
+        its whole column buffer before the same product, which costs as much as the product."""
+        n, cin, h, wd = x.shape
+        cout, kh, kw = w.shape[1:]
+        (sh, sw), (ph, pw), (oph, opw) = self.kw["stride"], self.kw["padding"], self.kw["output_padding"]
+        cols = torch.matmul(w.reshape(cin, cout * kh * kw).t(), x.reshape(n, cin, h * wd))
+        size = ((h - 1) * sh - 2 * ph + kh + oph, (wd - 1) * sw - 2 * pw + kw + opw)
+        return F.fold(cols, size, (kh, kw), stride=(sh, sw), padding=(ph, pw))
 
     def _float32(self, x: torch.Tensor, plan: _Limbs, n: int) -> torch.Tensor:
         b = x.shape[0]

@@ -50,6 +50,26 @@ def test_limbs_are_exact_at_every_magnitude(stride, padding, size, magnitude):
     assert torch.equal(a.long(), ref) and torch.equal(b.long(), ref), plan
 
 
+@pytest.mark.parametrize("shape,stride,padding,output_padding", [
+    ((24, 20, 5, 5), (2, 2), (2, 2), (1, 1)),  # the synthesis layers (polyphase form)
+    ((16, 12, 4, 4), (2, 2), (1, 1), (0, 0)),  # the P-frame refiner's upsampling
+    ((24, 3, 5, 5), (2, 2), (2, 2), (1, 1)),  # a 3-channel output layer (matmul and col2im)
+    ((6, 5, 5, 3), (3, 2), (0, 1), (2, 0)), ((6, 4, 7, 7), (2, 3), (4, 1), (1, 2)),
+    ((6, 8, 3, 3), (1, 1), (1, 1), (0, 0)), ((6, 8, 2, 2), (2, 2), (0, 0), (0, 0))])
+@pytest.mark.parametrize("size", [(9, 13), (2, 1)])
+def test_transposed_convolution_is_exact(shape, stride, padding, output_padding, size):
+    """Both forms of a transposed convolution, in float64 and in float32 limbs, give the integer
+    sums of conv_transpose2d (exact in float64 at these magnitudes)."""
+    g = torch.Generator().manual_seed(sum(shape))
+    w = torch.round(torch.randn(*shape, generator=g) * 300).double()
+    x = torch.round(torch.randn(2, shape[0], *size, generator=g) * 3000).double()
+    ref = F.conv_transpose2d(x, w, stride=stride, padding=padding, output_padding=output_padding)
+    conv = ExactConv(w, stride=stride, padding=padding, output_padding=output_padding, transposed=True)
+    a, b, plan = _both(conv, x)
+    assert plan is not None
+    assert a.shape == ref.shape and torch.equal(a, ref) and torch.equal(b, ref)
+
+
 def test_limbs_hold_at_the_float32_bound():
     """Odd weights and inputs of one sign, as large as each plan allows: the partial sums come
     within a few percent of 2**24 and stay exact (a bound one bit looser rounds them)."""

@@ -80,6 +80,50 @@ class _Limbs:
         return self.cache[device]
 
 
+class _Polyphase:
+    """A transposed convolution (stride s) as a plain one: output pixel f = s*m + r of phase r sums
+    x[m - j] * w[r + s*j] over j, a correlation of x with the phase's taps, reversed. The phases'
+    kernels (zero-padded to ceil(k/s) taps) stack on the output channels, one stride-1 convolution
+    of the padded input computes them all, and interleaving and cropping give the output. The same
+    products are summed, so on integers it is exact; it is faster than the native kernel (which
+    zero-fills a column buffer of cout*k*k rows) and lets the float32 limbs run it."""
+
+    def __init__(self, w: torch.Tensor, stride: tuple[int, int], padding: tuple[int, int],
+                 output_padding: tuple[int, int]):
+        cin, cout, kh, kw = w.shape
+        self.stride, self.padding, self.output_padding, self.kernel = stride, padding, output_padding, (kh, kw)
+        self.taps = tuple(-(-k // s) for k, s in zip((kh, kw), stride))  # ceil(k / s)
+        (sh, sw), (th, tw) = stride, self.taps
+        full = torch.zeros(cin, cout, sh * th, sw * tw, dtype=w.dtype)
+        full[:, :, :kh, :kw] = w
+        # phase (rh, rw), tap (a, b) <- w[rh + sh*(th-1-a), rw + sw*(tw-1-b)]
+        phased = full.view(cin, cout, th, sh, tw, sw).flip(2, 4)
+        self.weight = phased.permute(1, 3, 5, 0, 2, 4).reshape(cout * sh * sw, cin, th, tw).contiguous()
+        # first phase row computed, m0 = floor(p / s): rows before it fall in the cropped padding
+        self.first = tuple(p // s for p, s in zip(padding, stride))
+        self.low = tuple(t - 1 - m for t, m in zip(self.taps, self.first))
+        # rows computed past the input: ceil((k + op - p - s) / s) - m0 (independent of its size)
+        self.extra = tuple(-(-(k + op - p - s) // s) - m for k, op, p, s, m in
+                           zip(self.kernel, output_padding, padding, stride, self.first))
+
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        (lh, lw), (eh, ew), (th, tw) = self.low, self.extra, self.taps
+        return F.pad(x, (lw, ew - lw + tw - 1, lh, eh - lh + th - 1))  # negative pads crop
+
+    def out_size(self, h: int, w: int) -> tuple[int, int]:
+        return tuple((n - 1) * s - 2 * p + k + op for n, s, p, k, op in
+                     zip((h, w), self.stride, self.padding, self.kernel, self.output_padding))
+
+    def interleave(self, y: torch.Tensor, shape: torch.Size) -> torch.Tensor:
+        n, _, h, w = shape
+        (sh, sw), (ph, pw) = self.stride, self.padding
+        c, rows, cols = y.shape[1] // (sh * sw), y.shape[2], y.shape[3]
+        y = y.view(n, c, sh, sw, rows, cols).permute(0, 1, 4, 2, 5, 3).reshape(n, c, rows * sh, cols * sw)
+        oh, ow = self.out_size(h, w)
+        top, left = ph - sh * self.first[0], pw - sw * self.first[1]
+        return y[:, :, top:top + oh, left:left + ow]
+
+
 class ExactConv:
     """conv2d or conv_transpose2d of integer-valued float64 tensors, without bias: the exact integer
     sums (float64). Inputs are clamped to `limit`: the largest magnitude for which the sums stay
@@ -89,23 +133,27 @@ class ExactConv:
     def __init__(self, weight: torch.Tensor, *, stride: tuple[int, int] = (1, 1),
                  padding: tuple[int, int] = (0, 0), transposed: bool = False,
                  output_padding: tuple[int, int] = (0, 0), margin: float = 0.0, cap: float = math.inf):
-        self.w = weight.double()
-        self.transposed = transposed
-        self.kw = dict(stride=stride, padding=padding)
-        if transposed:
-            self.kw["output_padding"] = output_padding
-        fan_in = self.w.abs().sum(dim=(0, 2, 3)) if transposed else _row_l1(self.w)
+        w = weight.double()
+        fan_in = w.abs().sum(dim=(0, 2, 3)) if transposed else _row_l1(w)
         self.limit = min(cap, math.floor((EXACT64 - margin - 1.0) / max(float(fan_in.max()), 1.0)))
         self.margin = margin
         self.forced: str | None = None
-        self.cout = self.w.shape[1 if transposed else 0]
-        # float32 limbs for plain convolutions (a transposed one would need its polyphase form)
-        self.plans = [] if transposed else [_Limbs(self.w, None), _Limbs(self.w, self._split(self.w))]
+        self.polyphase = _Polyphase(w, stride, padding, output_padding) if transposed else None
+        # the plain convolution that the float32 limbs (and float64, unless folded) evaluate
+        conv_w = w if self.polyphase is None else self.polyphase.weight
+        self.kw = dict(stride=(1, 1), padding=(0, 0)) if transposed else dict(stride=stride, padding=padding)
+        # float64 runs a transposed convolution in the form with the smaller column buffer: its
+        # polyphase convolution (cin * taps rows) or a matrix product and a col2im (cout * k*k rows;
+        # 10x faster than the polyphase form for the 3-channel output layer, 1.2-2x slower elsewhere)
+        self.fold = transposed and conv_w[0].numel() > w[0].numel()
+        self.w64 = w if self.polyphase is None or self.fold else conv_w
+        self.cout = conv_w.shape[0]
+        self.plans = [_Limbs(conv_w, None), _Limbs(conv_w, self._split(conv_w))]
         # where the float32 limbs pay (measured layer by layer in a CIF decode on a 2-core x86
         # CPU): plain 3x3 convolutions at stride 1 from wide inputs to few outputs, the layers
         # float64 kernels run slowest (im2col dominates); elsewhere float64 is as fast or faster
-        self.prefer32 = (not transposed and stride == (1, 1) and self.w.shape[2:] == (3, 3)
-                         and self.w.shape[1] >= 32 and self.cout <= 64)
+        self.prefer32 = (not transposed and stride == (1, 1) and w.shape[2:] == (3, 3)
+                         and w.shape[1] >= 32 and self.cout <= 64)
         self.cache: dict[torch.device, torch.Tensor] = {}
 
     @staticmethod
@@ -146,24 +194,22 @@ class ExactConv:
             plan = self._plan(m)
             if plan is None:
                 return self._float64(x)
-            return self._float32(x, *plan)
+            if self.polyphase is None:
+                return self._float32(x, *plan)
+            return self.polyphase.interleave(self._float32(self.polyphase.pad(x), *plan), x.shape)
 
     def _float64(self, x: torch.Tensor) -> torch.Tensor:
         if x.device not in self.cache:
-            self.cache[x.device] = self.w.to(x.device)
-        if self.transposed:
-            return self._transposed64(x.contiguous(), self.cache[x.device])
-        return F.conv2d(x.contiguous(), self.cache[x.device], **self.kw)
-
-    def _transposed64(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        """conv_transpose2d as one matrix product and a col2im (F.fold): the native kernel zero-fills
-        its whole column buffer before the same product, which costs as much as the product."""
+            self.cache[x.device] = self.w64.to(x.device)
+        w, poly = self.cache[x.device], self.polyphase
+        if poly is None:
+            return F.conv2d(x.contiguous(), w, **self.kw)
+        if not self.fold:
+            return poly.interleave(F.conv2d(poly.pad(x), w, **self.kw), x.shape)
         n, cin, h, wd = x.shape
         cout, kh, kw = w.shape[1:]
-        (sh, sw), (ph, pw), (oph, opw) = self.kw["stride"], self.kw["padding"], self.kw["output_padding"]
         cols = torch.matmul(w.reshape(cin, cout * kh * kw).t(), x.reshape(n, cin, h * wd))
-        size = ((h - 1) * sh - 2 * ph + kh + oph, (wd - 1) * sw - 2 * pw + kw + opw)
-        return F.fold(cols, size, (kh, kw), stride=(sh, sw), padding=(ph, pw))
+        return F.fold(cols, poly.out_size(h, wd), (kh, kw), stride=poly.stride, padding=poly.padding)
 
     def _float32(self, x: torch.Tensor, plan: _Limbs, n: int) -> torch.Tensor:
         b = x.shape[0]

@@ -214,13 +214,15 @@ class ExactConv:
     def _float32(self, x: torch.Tensor, plan: _Limbs, n: int) -> torch.Tensor:
         b = x.shape[0]
         step = float(1 << plan.bits)
-        limbs, rest = [], x
-        for _ in range(n - 1):  # x = sum of limb_i * step**i, low limbs in [0, step)
-            q = torch.floor(rest * (1.0 / step))
-            limbs.append(rest - q * step)
+        # x = sum of limb_i * step**i, low limbs in [0, step), stacked on the batch axis
+        xs = torch.empty((n * b, *x.shape[1:]), dtype=torch.float32, device=x.device,
+                         memory_format=torch.channels_last)
+        rest = x
+        for i in range(n - 1):
+            q = rest.mul(1.0 / step).floor_()
+            xs[i * b:(i + 1) * b].copy_(torch.sub(rest, q, alpha=step))
             rest = q
-        limbs.append(rest)
-        xs = torch.cat(limbs, dim=0).float().contiguous(memory_format=torch.channels_last)
+        xs[(n - 1) * b:].copy_(rest)
         out = F.conv2d(xs, plan.weight_on(x.device), **self.kw)
         co = out.shape[1] // len(plan.shifts)
         acc = None

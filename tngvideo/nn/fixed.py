@@ -99,10 +99,16 @@ def _conv_fn(m: nn.Conv2d | nn.ConvTranspose2d) -> Fn:
 
 
 def _leaky_fn(slope: float) -> Fn:
+    """floor(x * s / 2**SLOPE_BITS) where x < 0, else x. With 0 <= s <= 2**SLOPE_BITS that is
+    max(x, floor(x * s')) for integer x, in three passes over x instead of five (s' = s / 2**bits
+    is exact, and scaling by a power of two commutes with the product's rounding)."""
     s = float(round(slope * (1 << SLOPE_BITS)))
+    if not 0.0 <= s <= float(1 << SLOPE_BITS):
+        raise TypeError("fixed-point LeakyReLU needs a slope in [0, 1]")
+    scale = s / float(1 << SLOPE_BITS)
 
     def run(x: torch.Tensor) -> torch.Tensor:
-        return torch.where(x < 0, _rescale(x * s, SLOPE_BITS), x)
+        return torch.maximum(x, x.mul(scale).floor_())
 
     return run
 

@@ -6,8 +6,10 @@
 #   bash tools/gpu_session.sh prepare [BUDGET_MIB]   # here: packed clips, packed photos and wheels into .gpu/
 #   bash tools/gpu_session.sh train MINUTES [WHAT]   # there, with .gpu carried; WHAT: both (default), image, video
 #   bash tools/gpu_session.sh rehearse               # here: the whole thing on the CPU, without PyAV, twice
+#   bash tools/gpu_session.sh speed                  # there: tools/gpu_speed.py run (after its prepare here)
 #
-# `prepare` fills what the copy has room for (BUDGET_MIB, default 63, minus the tracked files):
+# `prepare` fills what the copy has room for (BUDGET_MIB, default 63, minus the tracked files and
+# .gpu/speed, the speed check's frames, which it keeps: make them first):
 # half as training clips in high-quality H.264 4:4:4 (tools/pack_clips.py; the held-out clips of
 # configs/video_finetune_train2.yaml stay out), half as photos in JPEG 4:4:4 q95
 # (tools/pack_photos.py); both print the PSNR of the packing against the sources.
@@ -35,7 +37,7 @@ LIMIT=$((64 * 1048576))
 prepare() {
   local budget=${1:-63}
   grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
-  rm -rf "$GPU" && mkdir -p "$GPU/whl"
+  mkdir -p "$GPU" && find "$GPU" -mindepth 1 -maxdepth 1 ! -name speed -exec rm -rf {} + && mkdir -p "$GPU/whl"
   local version
   version=$($PY -c "import importlib.metadata as m; print(m.version('constriction'))")
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -61,17 +63,31 @@ prepare() {
   echo "gpu_session: $(( (tracked + $(du -sb "$GPU" | cut -f1)) / 1048576 )) MiB travel of the $((LIMIT / 1048576)) MiB allowed"
 }
 
+deps() {  # there: this checkout's package (not installed on that machine) and constriction from the carried
+  # wheel; checked as a tools/ script imports it (-P: without the current directory on the path)
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+  if ! $PY -c "import constriction" 2>/dev/null; then
+    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$GPU"/whl/*.whl
+    export PYTHONPATH=/tmp/site:$PYTHONPATH
+  fi
+  $PY -P -c "import pathlib, tngvideo; p = pathlib.Path(tngvideo.__file__).resolve()
+assert p.is_relative_to(pathlib.Path.cwd().resolve()), f'tngvideo imported from {p}, not from this checkout'"
+}
+
+speed() {  # there: tools/gpu_speed.py run (decode and encode speed, pixel identity with the CPU); prepare it here first
+  [[ -f $GPU/speed/meta.json ]] || { echo "gpu_session: no $GPU/speed (python tools/gpu_speed.py prepare)" >&2; exit 1; }
+  deps
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+  $PY tools/gpu_speed.py run "$@"
+}
+
 train() {
   local minutes=${1:?minutes}
   local what=${2:-both}
   local out=${OUT:-gpu-out} work=/tmp/gpu-train
   local until=$(( $(date +%s) + minutes * 60 ))  # training ends by then, loading and saving included
   mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
-  if ! $PY -c "import constriction" 2>/dev/null; then
-    $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$GPU"/whl/*.whl
-    export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-  fi
-  export PYTHONUNBUFFERED=1
+  deps
   nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
   local device=${DEVICE:-cuda} image_init video_init
   image_init=${IMAGE_INIT:-$($PY -c "from tngvideo.image.registry import weights_path; print(weights_path())")}
@@ -82,7 +98,7 @@ train() {
   if [[ $what == both || $what == image ]]; then
     timeout -s TERM "$secs" $PY tools/train_image.py "${common[@]}" --init "$image_init" \
       --out "$work/image.safetensors" --log-file "$out/image.log.jsonl" \
-      --set "data=[$GPU/photos]" --set crop="${CROP:-256}" --set batch="${IMAGE_BATCH:-0}" --set schedule_by=time \
+      --set "data=[$GPU/photos]" --set "eval_images=[]" --set crop="${CROP:-256}" --set batch="${IMAGE_BATCH:-0}" --set schedule_by=time \
       --set peak_lr="${IMAGE_LR:-0.0001}" --set compile="${IMAGE_COMPILE:-false}" --set eval_every=1000000 \
       --set save_every=1000000 --set save_every_minutes=2 --set warmup_steps=20 ${IMAGE_ARGS:-} \
       > "$work/image.out" 2>&1 &
@@ -132,10 +148,15 @@ join() {  # the weights' parts that came back, joined (and the parts removed)
   done
 }
 
-rehearse() {  # the plumbing on this machine's CPU, as the GPU machine runs it: no PyAV, two calls, resume
+rehearse() {  # the plumbing on this machine's CPU, as the GPU machine runs it: in a copy of the working
+  # tree (where the installed package is not this copy's), no PyAV, two calls, resume
   [[ -d $GPU/clips && -d $GPU/photos ]] || prepare
-  local noav=/tmp/gpu-rehearsal/noav out1=/tmp/gpu-rehearsal/out1 out2=/tmp/gpu-rehearsal/out2
-  rm -rf /tmp/gpu-rehearsal && mkdir -p "$noav/av" "$out1" "$out2"
+  local home=$PWD tree=/tmp/gpu-rehearsal/tree noav=/tmp/gpu-rehearsal/noav
+  local out1=/tmp/gpu-rehearsal/out1 out2=/tmp/gpu-rehearsal/out2
+  rm -rf /tmp/gpu-rehearsal && mkdir -p "$tree" "$noav/av" "$out1" "$out2"
+  git ls-files -z --cached --others --exclude-standard | xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' _ \
+    | xargs -0 cp --parents -t "$tree" && cp -r "$GPU" "$tree/"
+  cd "$tree"
   echo 'raise ImportError("no PyAV on the GPU machine")' > "$noav/av/__init__.py"
   local env=(env PYTHONPATH="$noav" DEVICE=cpu IMAGE_BATCH="${IMAGE_BATCH:-4}" VIDEO_BATCH="${VIDEO_BATCH:-2}"
              CROP="${CROP:-128}")
@@ -170,6 +191,7 @@ for m, load in (("image", load_weights), ("video", load_video_weights)):
     report[m] = {"first_call_steps": a["steps"], "second_call_steps": b["steps"], **last}
 print("rehearsal passed:", json.dumps(report))
 EOF
+  cd "$home"
   $PY tools/gpu_runs.py "$out2" --kind cpu-rehearsal --command "bash tools/gpu_session.sh rehearse" > /dev/null
   echo "recorded in results/gpu_runs.json"
 }
@@ -177,7 +199,9 @@ EOF
 case ${1:-} in
   prepare) shift; prepare "$@" ;;
   train) shift; train "$@" ;;
+  speed) shift; speed "$@" ;;
   rehearse) shift; rehearse "$@" ;;
   join) shift; join "$@" ;;
-  *) echo "usage: $0 prepare [BUDGET_MIB] | train MINUTES [both|image|video] | join DIR | rehearse" >&2; exit 2 ;;
+  *) echo "usage: $0 prepare [BUDGET_MIB] | train MINUTES [both|image|video] | speed [--device D] | join DIR | rehearse" >&2
+     exit 2 ;;
 esac

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conftest import natural_image
-from tngvideo.nn.fixed import ACT_BITS, FixedNet, fixed_warp
+from tngvideo.nn.fixed import ACT_BITS, SLOPE_BITS, FixedNet, compile_fixed, fixed_warp
 from tngvideo.video.warp import backward_warp
 
 H, W = 112, 160
@@ -101,6 +101,24 @@ def test_fixed_point_network_is_exact_and_close_to_float():
     grid = runs[0] * 2 ** ACT_BITS
     assert torch.equal(grid, grid.round())
     assert (runs[0] - net(x).double()).abs().max() < 2 ** -(ACT_BITS - 6)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.01, 0.1, 0.2, 0.37, 1.0])
+def test_fixed_point_leaky_relu_is_the_floored_integer_product(slope):
+    """x where x >= 0, else floor(x * s / 2**SLOPE_BITS) with s the slope in fixed point: checked
+    against Python's integer arithmetic on integers of every magnitude the layers carry."""
+    s = round(slope * (1 << SLOPE_BITS))
+    g = torch.Generator().manual_seed(7)
+    x = torch.cat([torch.arange(-300, 300), torch.randint(-2 ** 36, 2 ** 36, (2000,), generator=g)]).double()
+    got = compile_fixed(torch.nn.LeakyReLU(slope))(x)
+    want = [v if v >= 0 else (v * s) >> SLOPE_BITS for v in x.long().tolist()]  # >>: floor division
+    assert got.long().tolist() == want
+
+
+def test_fixed_point_leaky_relu_refuses_slopes_outside_0_1():
+    for slope in (-0.1, 1.5):
+        with pytest.raises(TypeError):
+            compile_fixed(torch.nn.LeakyReLU(slope))
 
 
 def test_fixed_point_network_stays_finite_and_exact_on_hostile_input():

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 import av
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -264,6 +265,23 @@ def read_video(path: str | os.PathLike, *, max_frames: int | None = None, start:
         if pending is not None and (max_frames is None or n < max_frames):
             dur = int(frame.duration) if getattr(frame, "duration", None) else step
             yield VideoFrame(pending.rgb, pending.pts, max(1, dur))
+
+
+def resized(rgb: np.ndarray, width: int, height: int) -> np.ndarray:
+    """An RGB8 picture at width x height: area averaging when it shrinks, bicubic when it grows."""
+    if rgb.shape[:2] == (height, width):
+        return rgb
+    shrink = width * height < rgb.shape[0] * rgb.shape[1]
+    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(rgb, (width, height), interpolation=interp))
+
+
+def read_resized(path: str | os.PathLike, width: int, height: int, frames: int) -> list[np.ndarray]:
+    """The first `frames` frames of a clip at width x height (`resized`); MediaError if it has fewer."""
+    rgb = [resized(f.rgb, width, height) for f in read_video(path, max_frames=frames)]
+    if len(rgb) < frames:
+        raise MediaError(f"{path} has only {len(rgb)} frames")
+    return rgb
 
 
 def _write_frames(pattern: Path, frames: Iterable[VideoFrame], overwrite: bool) -> int:

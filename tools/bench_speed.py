@@ -28,7 +28,6 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
-import cv2
 import numpy as np
 import torch
 
@@ -36,19 +35,12 @@ from tngvideo.analysis.records import device_description
 from tngvideo.datapaths import data_path
 from tngvideo.fileio import atomic_write_bytes
 from tngvideo.heap import keep_freed_memory
-from tngvideo.media import VideoFrame, read_video
+from tngvideo.errors import MediaError
+from tngvideo.media import VideoFrame, read_resized
 from tngvideo.video.registry import load_video_codecs
 from tngvideo.videofile import decode_frames, encode_sequence
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def frames_at(src: Path, size: tuple[int, int], n: int) -> list[np.ndarray]:
-    w, h = size
-    rgb = [f.rgb for f in read_video(src, max_frames=n)]
-    if len(rgb) < n:
-        raise SystemExit(f"error: {src} has only {len(rgb)} frames")
-    return [cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA if w < x.shape[1] else cv2.INTER_CUBIC) for x in rgb]
 
 
 def x264_speed(frames: list[np.ndarray], path: Path, threads: int) -> dict:
@@ -101,7 +93,10 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for size_text, n in zip(args.sizes, counts):
             w, h = map(int, size_text.split("x"))
-            frames = frames_at(Path(args.clip), (w, h), n)
+            try:
+                frames = read_resized(args.clip, w, h, n)
+            except MediaError as exc:
+                raise SystemExit(f"error: {exc}") from None
             vf = [VideoFrame(x, i, 1) for i, x in enumerate(frames)]
             row = {"size": size_text, "frames": n, "quality": args.quality, "threads": threads}
             other = 2 if threads == 1 else 1

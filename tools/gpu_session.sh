@@ -36,7 +36,6 @@ LIMIT=$((64 * 1048576))
 
 prepare() {
   local budget=${1:-63}
-  grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || echo '/.gpu/' >> .git/info/exclude
   mkdir -p "$GPU" && find "$GPU" -mindepth 1 -maxdepth 1 ! -name speed -exec rm -rf {} + && mkdir -p "$GPU/whl"
   local version
   version=$($PY -c "import importlib.metadata as m; print(m.version('constriction'))")
@@ -72,12 +71,12 @@ deps() {  # there: this checkout's package (not installed on that machine) and c
   fi
   $PY -P -c "import pathlib, tngvideo; p = pathlib.Path(tngvideo.__file__).resolve()
 assert p.is_relative_to(pathlib.Path.cwd().resolve()), f'tngvideo imported from {p}, not from this checkout'"
+  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 }
 
 speed() {  # there: tools/gpu_speed.py run (decode and encode speed, pixel identity with the CPU); prepare it here first
   [[ -f $GPU/speed/meta.json ]] || { echo "gpu_session: no $GPU/speed (python tools/gpu_speed.py prepare)" >&2; exit 1; }
   deps
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
   $PY tools/gpu_speed.py run "$@"
 }
 
@@ -88,7 +87,6 @@ train() {
   local until=$(( $(date +%s) + minutes * 60 ))  # training ends by then, loading and saving included
   mkdir -p "$out" && rm -rf "$work" && mkdir -p "$work"
   deps
-  nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
   local device=${DEVICE:-cuda} image_init video_init
   image_init=${IMAGE_INIT:-$($PY -c "from tngvideo.image.registry import weights_path; print(weights_path())")}
   video_init=${VIDEO_INIT:-$($PY -c "from tngvideo.video.registry import WEIGHTS_DIR as d, default_video_model as m; print(d / (m() + '.safetensors'))")}

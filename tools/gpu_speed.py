@@ -2,7 +2,7 @@
 """Decode and encode speed on a lent GPU machine, and pixel identity between it and this CPU both
 ways: CPU-coded packets decoded on the GPU, GPU-coded packets decoded on the CPU. The GPU machine
 has no PyAV, so nothing there touches a container or a clip: the frames and packets travel as
-NumPy arrays in .gpu/speed/ (about 3 MB, ignored by git).
+NumPy arrays in .gpu/speed/ (about 3 MB; .gpu/ is ignored by git).
 
     python tools/gpu_speed.py prepare               # here: frames (as tools/bench_speed.py takes
                                                     # them) and their CPU-coded packets -> .gpu/speed/
@@ -21,7 +21,6 @@ import datetime
 import hashlib
 import json
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -69,23 +68,21 @@ def encode_all(codecs, frames: np.ndarray, quality: float) -> tuple[list[bytes],
 
 
 def prepare(args) -> int:
-    sys.path.insert(0, str(ROOT / "tools"))
-    from bench_speed import frames_at  # PyAV and OpenCV: this side only
-
     from tngvideo.datapaths import data_path
+    from tngvideo.errors import MediaError
+    from tngvideo.media import read_resized  # PyAV and OpenCV: this side only
 
     clip = Path(args.clip or data_path("video", "dev", "bikes_640x272.mp4"))
     codecs = load_video_codecs()
     STAGE.mkdir(parents=True, exist_ok=True)
-    exclude = ROOT / ".git" / "info" / "exclude"  # .gpu travels as an ignored path, never committed
-    if exclude.parent.is_dir() and "/.gpu/" not in (exclude.read_text().split() if exclude.exists() else []):
-        with exclude.open("a") as f:
-            f.write("/.gpu/\n")
     meta = {"clip": clip.name, "quality": args.quality, "gop": GOP, "models": codecs.model_ids(),
             "cpu": device_description("cpu"), "sizes": []}
     for size, n in zip(args.sizes, args.frames):
         w, h = map(int, size.split("x"))
-        frames = np.stack(frames_at(clip, (w, h), n))
+        try:
+            frames = np.stack(read_resized(clip, w, h, n))
+        except MediaError as exc:
+            raise SystemExit(f"error: {exc}") from None
         packets, recon, enc = encode_all(codecs, frames, args.quality)
         np.savez_compressed(STAGE / f"{size}.npz", frames=frames, cpu_recon=np.array([digest(r) for r in recon]),
                             **pack(packets))

@@ -20,12 +20,11 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import cv2
 import numpy as np
 
 from tngvideo.bitstream.container import SequenceHeader, write_fmp4_segment
 from tngvideo.fileio import atomic_output
-from tngvideo.media import VideoFrame, probe_video, read_video
+from tngvideo.media import VideoFrame, probe_video, read_video, resized
 from tngvideo.ratecontrol import RateState, search_quality
 from tngvideo.streaming.ladder import Rendition
 from tngvideo.streaming.playlist import PlaylistSegment, VariantEntry, write_master_playlist, write_media_playlist
@@ -107,12 +106,7 @@ def split_segments(frames: Iterable[VideoFrame], time_base: Fraction, seconds: f
 
 
 def _resize(frames: list[VideoFrame], width: int, height: int) -> list[VideoFrame]:
-    if frames[0].rgb.shape[:2] == (height, width):
-        return frames
-    shrink = width * height < frames[0].rgb.shape[0] * frames[0].rgb.shape[1]
-    interp = cv2.INTER_AREA if shrink else cv2.INTER_CUBIC
-    return [VideoFrame(np.ascontiguousarray(cv2.resize(f.rgb, (width, height), interpolation=interp)), f.pts, f.duration)
-            for f in frames]
+    return [VideoFrame(resized(f.rgb, width, height), f.pts, f.duration) for f in frames]
 
 
 def rendition_header(seq: EncodedSequence) -> SequenceHeader:
